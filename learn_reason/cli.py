@@ -16,7 +16,7 @@ from .answers import score_all, accuracy, score_gold, TEMPLATES
 
 # %% auto #0
 __all__ = ['DEMO', 'reachable', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score',
-           'demo', 'print_demo', 'cmd_demo', 'cmd_docs', 'parser', 'main']
+           'demo', 'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #0a153a12
 @lru_cache(maxsize=None)
@@ -134,10 +134,30 @@ def cmd_demo(a):
     print_demo(demo(a.data_dir, a.out))
     print(f'exceptions, one JSON line each: {Path(a.out or Path(setting("runs_dir"))/"demo")/"gold_exceptions.jsonl"}')
 
+def _root()->Path:
+    "The repository root: the folder of the nearest `pyproject.toml` with a `[tool.nbdev]` section"
+    from nbdev.config import get_config
+    try: return get_config().config_path
+    except Exception: raise UserError('run this inside the learn_reason repository (no pyproject.toml with [tool.nbdev] found)') from None
+
 def cmd_docs(a):
     "Build the documentation site"
     from learn_reason.docs import build_docs
-    print(f'docs: {build_docs(quarto=True if a.quarto else None)/"index.html"}')
+    print(f'docs: {build_docs(_root(), quarto=True if a.quarto else None)/"index.html"}')
+
+def cmd_readme(a):
+    "Write README.md from nbs/index.ipynb"
+    from learn_reason.docs import render_readme
+    (_root()/'README.md').write_text(render_readme(_root()))
+    print(f'wrote {_root()/"README.md"}')
+
+def cmd_sync(a):
+    "Fail, naming the files, if the library, the notebooks or README.md are not what the notebooks make"
+    from learn_reason.docs import check_sync
+    if changed := check_sync(_root()):
+        raise UserError('not in sync; run `nbdev-export`, `nbdev-clean` and `make readme`, then commit. These files would change:\n  '
+                        + '\n  '.join(changed))
+    print('in sync: learn_reason/ = nbdev-export(nbs/), nbs/ = nbdev-clean(nbs/), README.md = nbs/index.ipynb')
 
 # %% ../nbs/05_cli.ipynb #dfb8ea56
 def parser()->argparse.ArgumentParser:
@@ -165,6 +185,8 @@ def parser()->argparse.ArgumentParser:
     dm.add_argument('--data-dir'); dm.add_argument('--out'); dm.set_defaults(func=cmd_demo)
     dc = sub.add_parser('docs', help='build the docs site into _docs/')
     dc.add_argument('--quarto', action='store_true', help='require Quarto (nbdev-docs)'); dc.set_defaults(func=cmd_docs)
+    sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
+    sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     return p
 
 # %% ../nbs/05_cli.ipynb #faf793e9
@@ -173,7 +195,7 @@ def main(argv=None)->int:
     a = parser().parse_args(argv)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('always')
+            warnings.simplefilter('always', UserWarning)
             warnings.showwarning = lambda m, *_, **__: print(f'warning: {m}', file=sys.stderr)
             return a.func(a) or 0
     except UserError as e:

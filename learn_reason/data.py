@@ -18,9 +18,10 @@ from .synthetic import generate, GENERATORS
 
 # %% auto #0
 __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'UnknownDataset', 'DataError', 'SourceUnavailable',
-           'DatasetUnavailable', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec', 'local_files',
-           'load_local', 'load_hub', 'Artifact', 'offline_dir', 'fetch_members', 'load_offline', 'load_synthetic',
-           'how_to_get', 'load_parts', 'random_split', 'ftcot_split', 'published_split', 'load_splits', 'load']
+           'DatasetUnavailable', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec', 'datasets_table',
+           'local_files', 'load_local', 'load_hub', 'Artifact', 'offline_dir', 'fetch_members', 'load_offline',
+           'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split', 'published_split',
+           'load_splits', 'load']
 
 # %% ../nbs/02_data.ipynb #effb4d7a
 @dataclass
@@ -312,6 +313,16 @@ def spec(name:str)->Spec:
     for s in REGISTRY.values():
         if n == s.name or n in s.aliases: return s
     raise UnknownDataset(f'unknown dataset {name!r}; valid: {", ".join(REGISTRY)}')
+
+# %% ../nbs/02_data.ipynb #a0b84005
+def datasets_table():
+    "The registry as a DataFrame: answer kind, Fine-tune-CoT's sizes, and each kind of source"
+    import pandas as pd
+    return pd.DataFrame([dict(dataset=s.name, kind=s.kind, about=s.about,
+                              ftcot_total_train_test='/'.join(map(str, s.sizes)) if s.sizes else '',
+                              local=', '.join(c[0] for c, _ in s.upstream.values()), hub=s.hub_id,
+                              offline=ARTIFACTS[s.offline[0]].package if s.offline else '', synthetic=s.synthetic)
+                         for s in REGISTRY.values()]).set_index('dataset')
 
 # %% ../nbs/02_data.ipynb #d5e3ea8b
 def local_files(name:str, data_dir=None)->dict:

@@ -17,7 +17,6 @@ NAMES = ('Whitney Erika Benito Lucky Mireya Kristian Dallas Sherrie Ka Tj Jj Kc 
          'Zara Felix Nadia Pablo Greta Idris Maya Ravi Olga Tomas Imani Bruno Anika Diego Esme Hugo Lena Kofi Rosa '
          'Emil Tara Marco Sana Otto Clara Jalen Vera Luca Nia Arjun Ines Theo Dana Sami Petra Milo Alma Ezra Noor '
          'Ruben Kira Joel Lotte Amir Bea Cyrus Fern Gideon Iris Keanu Lola Nico Opal Quinn Reza Selma Uma Wren Yara').split()
-len(NAMES)
 
 # %% ../nbs/01_synthetic.ipynb #a1197ffe
 def _rng(seed:int): return np.random.RandomState(seed)
@@ -43,7 +42,7 @@ def coin_flip(n:int=500, # number of examples
             steps.append(f'{p} flips it, so it is now {side}.' if flip else f'{p} does not flip it, so it stays {side}.')
         ans = 'yes' if heads else 'no'
         q = f'A coin is heads up. {" ".join(acts)} Is the coin still heads up? Note that "flip" here means "reverse".'
-        steps.append(f'The coin ends {"heads" if heads else "tails"} up. So the answer is {ans}.')
+        steps.append(f'The coin ends {"heads" if heads else "tails"} up. The answer is {ans}.')
         out.append(dict(question=q, answer=ans, choices=None, rationale=' '.join(steps),
                         meta=dict(generator='coin_flip', flips=flips, seed=seed)))
     return out
@@ -59,7 +58,7 @@ def last_letters(n:int=500, # number of examples
         ws = _names(rng, names)
         ans = ''.join(w[-1] for w in ws)
         steps = [f'The last letter of "{w}" is "{w[-1]}".' for w in ws]
-        steps.append(f'Concatenating them gives "{ans}". So the answer is {ans}.')
+        steps.append(f'Concatenating them gives "{ans}". The answer is {ans}.')
         out.append(dict(question=f'Take the last letters of each words in "{" ".join(ws)}" and concatenate them.',
                         answer=ans, choices=None, rationale=' '.join(steps),
                         meta=dict(generator='last_letters', names=names, seed=seed)))
@@ -100,7 +99,7 @@ def tracking_shuffled_objects(n:int=750, # number of examples
              f'As the game progresses, pairs of players trade {kind}s. {" ".join(moves)} '
              f'At the end of the game, {who} has the\nWhich choice is true? Answer choices: '
              + ', '.join(f'({"ABCDEFG"[i]}) {it}' for i, it in enumerate(items)) + '.')
-        steps.append(f'At the end, {who} has the {hold[who]}, which is choice ({letter}). So the answer is {letter}.')
+        steps.append(f'At the end, {who} has the {hold[who]}, which is choice ({letter}). The answer is {letter}.')
         out.append(dict(question=q, answer=letter, choices=items, rationale=' '.join(steps),
                         meta=dict(generator='tracking_shuffled_objects', objects=objects, swaps=swaps, seed=seed)))
     return out
@@ -150,7 +149,7 @@ def arithmetic(n:int=1000, # number of examples
             q, r, x = _op(rng, name, thing, x, digits)
             qs.append(q); rs.append(r)
         qs.append(f'How many {thing} does {name} have now?')
-        rs.append(f'So the answer is {x}.')
+        rs.append(f'The answer is {x}.')
         out.append(dict(question=' '.join(qs), answer=str(x), choices=None, rationale=' '.join(rs),
                         meta=dict(generator='arithmetic', steps=steps, digits=digits, seed=seed)))
     return out
