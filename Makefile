@@ -1,8 +1,8 @@
 # learn_reason: `make demo` and `make test` are all a new user needs (see README.md).
 #
 # Every target first makes sure .venv exists with the one pinned install (requirements.txt) and a Jupyter kernel
-# named `learn-reason` registered inside it. A second run reinstalls nothing unless requirements.txt or
-# pyproject.toml changed since the last install.
+# named `learn-reason` registered inside it. A second run reinstalls nothing unless requirements.txt changed
+# since the last install (nbdev-export rewrites pyproject.toml on every run, so it cannot be a prerequisite).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,7 +35,7 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (learn-reason)" >/dev/null

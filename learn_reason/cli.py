@@ -39,7 +39,7 @@ def availability(name:str, data_dir=None, probe:bool=True)->dict:
     else:
         art = D.ARTIFACTS[s.offline[0]]
         if all((D.offline_dir(s.offline[0])/D._stored(m)).is_file() for m in s.offline[1].values()): res['offline'] = 'cached'
-        else: res['offline'] = f'{art.size / 2**20:.0f} MB download' + ('' if not probe or reachable(setting('pypi_url')) else ' (unreachable)')
+        else: res['offline'] = f'{art.size / 1e6:.0f} MB download' + ('' if not probe or reachable(setting('pypi_url')) else ' (unreachable)')
     res['synthetic'] = 'yes' if s.synthetic else '-'
     return res
 

