@@ -25,7 +25,7 @@ def availability(name:str, data_dir=None, probe:bool=True)->dict:
     files = D.local_files(s.name, data_dir)
     res['local'] = ('yes: ' + ', '.join(sorted(files))) if files else ('no files' if s.upstream else '-')
     if not s.hub: res['hub'] = '-'
-    elif D._hub_cached(s.hub_id.split()[0]): res['hub'] = 'cached'
+    elif D._hub_cached(D._hub_repo(s)): res['hub'] = 'cached'
     elif D._hub_offline(): res['hub'] = 'offline mode'
     else: res['hub'] = ('reachable' if D.reachable('https://huggingface.co') else 'unreachable') if probe else 'not checked'
     if not s.offline: res['offline'] = '-'

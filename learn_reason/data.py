@@ -353,6 +353,8 @@ def load_local(name:str, data_dir=None)->dict:
 def _hub_offline()->bool:
     return any(os.environ.get(v, '').lower() in ('1', 'true', 'yes', 'on') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
+def _hub_repo(s)->str: return s.hub_id.split()[0]  # `hub_id` reads `owner/name (what of it)`
+
 def _hub_cached(repo:str)->bool:
     "Is hub dataset `repo` (`owner/name`) in the local Hugging Face caches?"
     home = Path(os.environ.get('HF_HOME', '~/.cache/huggingface')).expanduser()
@@ -437,7 +439,7 @@ def load_hub(name:str)->dict:
     "`{upstream split: [records]}` from the dataset's Hugging Face hub copy"
     s = spec(name)
     if s.hub is None: raise SourceUnavailable('no faithful copy on the Hugging Face hub')
-    cached, url = _hub_cached(s.hub_id.split()[0]), os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
+    cached, url = _hub_cached(_hub_repo(s)), os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
     if _hub_offline() and not cached: raise SourceUnavailable(f'{s.hub_id}: offline mode (HF_HUB_OFFLINE=1) and not in the Hugging Face cache')
     if not _hub_offline() and not cached and not reachable(url): raise SourceUnavailable(f'{s.hub_id}: {url} does not answer')
     try: parts = s.hub(s)
