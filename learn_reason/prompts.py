@@ -107,15 +107,15 @@ def _pattern(template:str, names:list)->re.Pattern:
     return re.compile(''.join(re.escape(p) + (f'(?P<{n}>.*)' if i < len(names) else '')
                               for i, (p, n) in enumerate(zip(parts, names + [None]))) + r'\Z', re.S)
 
-_IDENTIFY = [('zs-cot-answer', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.(?P<reasoning>.*)\nTherefore, the answer is\Z", re.S)),
-             ('zs-cot', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.\Z", re.S)),
-             ('feedback', _pattern(MAPD_FEEDBACK, ['question', 'attempt', 'gold'])),
-             ('review', _pattern(MAPD_REVIEW, ['question', 'rationale', 'gold'])),
-             ('tailored', _pattern(TAILORED, ['question', 'attempt', 'gold']))] + [
-            ('rationale', _pattern(t, ['question'])) for t in MAPD_QUESTION.values()]
+_IDENTIFY = [('zs-cot-answer', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.(?P<reasoning>.*)\nTherefore, the answer is\Z", re.S), {}),
+             ('zs-cot', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.\Z", re.S), {}),
+             ('feedback', _pattern(MAPD_FEEDBACK, ['question', 'attempt', 'gold']), {}),
+             ('review', _pattern(MAPD_REVIEW, ['question', 'rationale', 'gold']), {}),
+             ('tailored', _pattern(TAILORED, ['question', 'attempt', 'gold']), {})] + [
+            ('rationale', _pattern(t, ['question']), dict(style=name)) for name, t in MAPD_QUESTION.items()]
 
 def identify(text:str)->dict:
     "`{'kind': ..., field: value, ...}` for a prompt built here; a prompt from elsewhere is a bare `rationale` request"
-    for kind, pat in _IDENTIFY:
-        if m := pat.match(text): return dict(kind=kind, **m.groupdict())
-    return dict(kind='rationale', question=text)
+    for kind, pat, extra in _IDENTIFY:
+        if m := pat.match(text): return dict(kind=kind, **m.groupdict(), **extra)
+    return dict(kind='rationale', question=text, style=None)
