@@ -24,7 +24,7 @@ endif
 # Tests never reach a model or dataset hub, and torch stays on one thread so timings stay stable.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 $(REFERENCE_ENV)
 
-.PHONY: help install demo test sync nbtest pytest docs readme lab clean
+.PHONY: help install demo test sync nbtest pytest docs readme lab bench clean
 
 help:
 	@echo "make demo    create .venv if missing, then run the offline default (gold-rationale scoring table)"
@@ -32,6 +32,7 @@ help:
 	@echo "make docs    build the documentation site into _docs/ (offline, no Quarto needed)"
 	@echo "make readme  regenerate README.md from nbs/index.ipynb"
 	@echo "make lab     JupyterLab on the project's kernel"
+	@echo "make bench   teacher throughput benchmark (bench/results.json)"
 
 install: $(STAMP)
 
@@ -72,3 +73,6 @@ lab: $(STAMP)
 
 clean:
 	rm -rf _proc _docs _exec .pytest_cache
+
+bench: $(STAMP)
+	$(TEST_ENV) $(BIN)/python bench/teacher.py

@@ -6,17 +6,19 @@ Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #80384d12
 from __future__ import annotations
-import argparse, json, sys, urllib.request, warnings
+import argparse, json, os, sys, urllib.request, warnings
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from .config import Settings, UserError, setting
 from . import data as D
 from .answers import score_all, accuracy, score_gold, TEMPLATES
+from .cache import Cache
 
 # %% auto #0
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
-           'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'parser', 'main']
+           'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
+           'cmd_teacher_cache', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -152,6 +154,75 @@ def cmd_sync(a):
                         + '\n  '.join(changed))
     print('in sync: learn_reason/ = nbdev-export(nbs/), nbs/ = nbdev-clean(nbs/), README.md = nbs/index.ipynb')
 
+# %% ../nbs/99_cli.ipynb #363b6c2e
+def _examples_for(a)->list:
+    "The `(Example, dataset)` pairs an offline teacher should know: all of `--dataset`, if given"
+    if not getattr(a, 'dataset', None): return []
+    name = D.spec(a.dataset).name
+    return [(e, name) for e in D.load(name, 'all', source=a.source, data_dir=a.data_dir)]
+
+def cmd_teacher_serve(a):
+    "Serve a teacher on 127.0.0.1 until interrupted"
+    from learn_reason.stage import get_teacher
+    from learn_reason.serve import TeacherServer, Faults
+    key = os.environ.get(a.api_key_env) if a.api_key_env else None
+    if a.api_key_env and not key: raise UserError(f'--api-key-env {a.api_key_env}: that environment variable is not set')
+    srv = TeacherServer(get_teacher(a.teacher, _examples_for(a)), port=a.port, faults=Faults(rate=a.faults), latency=a.latency, api_key=key)
+    print(f'serving {", ".join(srv.teachers)} at http://127.0.0.1:{a.port}/v1 (Ctrl-C stops)', flush=True)
+    srv.serve_forever()
+
+def cmd_teacher_run(a):
+    "One teacher stage over a dataset split"
+    from learn_reason.stage import stage
+    inputs = [r for _, r in D.json_rows(Path(a.inputs))] if a.inputs else None
+    res = stage(a.teacher, a.dataset, a.split, a.prompt, samples=a.samples, temperature=a.temperature, limit=a.n, out=a.out,
+                budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source, data_dir=a.data_dir)
+    print(res.summary())
+    if res.estimate: return 0
+    if res.ledger.rows: print(res.ledger._repr_markdown_(), end='')
+    if res.stopped: print('stopped by the budget: raise --budget-usd and run the same command again to finish', file=sys.stderr); return 3
+    if res.failed: print(f'{res.failed} requests failed after their retries: run the same command again to retry them', file=sys.stderr); return 1
+
+def cmd_teacher_cache(a):
+    "Cache statistics, export or import"
+    c = Cache(a.cache)
+    if a.action == 'stats': print(json.dumps(c.stats(), indent=1))
+    elif a.action == 'export':
+        if not a.file: raise UserError('teacher cache export needs a FILE to write')
+        print(f'exported {c.export(a.file)} completions to {a.file}')
+    else:
+        if not a.file or not Path(a.file).is_file(): raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
+        print(f'imported into {c.path}: {c.import_(a.file)}')
+
+# %% ../nbs/99_cli.ipynb #fe68bb67
+def _teacher_parser(sub):
+    "`learn-reason teacher serve|run|cache`"
+    from learn_reason.stage import PROMPTS
+    t = sub.add_parser('teacher', help='serve a teacher, run a teacher stage, manage the cache').add_subparsers(dest='teacher_cmd', required=True)
+    sv = t.add_parser('serve', help='a teacher as an OpenAI-compatible server on 127.0.0.1')
+    sv.add_argument('--teacher', help='teacher spec (default: the teacher setting)'); sv.add_argument('--port', type=int, default=8765)
+    sv.add_argument('--dataset', help='a dataset whose answers an offline teacher should know')
+    sv.add_argument('--source', choices=list(D.SOURCES)); sv.add_argument('--data-dir')
+    sv.add_argument('--faults', type=float, default=0.0, help='chance that an attempt fails on purpose (429, 5xx, stall, drop, bad JSON, no choices)')
+    sv.add_argument('--latency', type=float, default=0.0, help='seconds added to every answer')
+    sv.add_argument('--api-key-env', help='require the key held in this environment variable')
+    sv.set_defaults(func=cmd_teacher_serve)
+    r = t.add_parser('run', help='one teacher stage: a prompt for every example of a split, as JSON lines')
+    r.add_argument('--teacher', help='teacher spec (default: the teacher setting)'); r.add_argument('--dataset', required=True)
+    r.add_argument('--split', default='train', choices=['train', 'test', 'validation', 'all'])
+    r.add_argument('--prompt', default='zs-cot', choices=list(PROMPTS)); r.add_argument('--samples', type=int, default=1)
+    r.add_argument('--temperature', type=float); r.add_argument('-n', type=int, help='only the first N examples')
+    r.add_argument('--out', help='the JSON-lines file (default: runs/teacher/...)'); r.add_argument('--budget-usd', type=float)
+    r.add_argument('--dry-run', action='store_true', help='print the estimate; send nothing')
+    r.add_argument('--batch', action='store_true', help="send through OpenAI's Batch API")
+    r.add_argument('--inputs', help='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)')
+    r.add_argument('--source', choices=list(D.SOURCES)); r.add_argument('--data-dir')
+    r.set_defaults(func=cmd_teacher_run)
+    c = t.add_parser('cache', help='the teacher cache: stats, export FILE, import FILE')
+    c.add_argument('action', choices=['stats', 'export', 'import']); c.add_argument('file', nargs='?')
+    c.add_argument('--cache', help='the SQLite file (default: teacher.sqlite in cache_dir)')
+    c.set_defaults(func=cmd_teacher_cache)
+
 # %% ../nbs/99_cli.ipynb #dfb8ea56
 def parser()->argparse.ArgumentParser:
     "The `learn-reason` argument parser"
@@ -179,6 +250,7 @@ def parser()->argparse.ArgumentParser:
     dc = sub.add_parser('docs', help='build the docs site into _docs/')
     dc.add_argument('--quarto', action='store_true', help='require Quarto (nbdev-docs)'); dc.set_defaults(func=cmd_docs)
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
+    _teacher_parser(sub)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     return p
 

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'env_name', 'is_secret_name', 'mask', 'UserError',
-           'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting']
+           'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting', 'reference_data']
 
 # %% ../nbs/00_config.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -36,7 +36,7 @@ DEFAULTS = dict(
     student='tiny-gpt2',                   # default student model
     seed=0,                                # default seed
     seeds='0 1 2',                         # seeds behind every mean ± std
-    teacher='scripted',                    # default teacher spec
+    teacher='served:scripted',             # default teacher spec
 )
 
 # %% ../nbs/00_config.ipynb #09f3afe4
@@ -152,3 +152,11 @@ def report(self:Settings)->list:
         if n.endswith('_env') and v:
             rows.append((f'  ${v}', mask(self.env[v]) if self.env.get(v) else '(not set)', f'named by {n}'))
     return rows
+
+# %% ../nbs/00_config.ipynb #30ab90ec
+def reference_data()->Path|None:
+    "The reference data folder (`$LEARN_REASON_REFERENCE_DATA`, else `shared/data` beside the repository), if there is one"
+    if p := os.environ.get(ENV_PREFIX + 'REFERENCE_DATA'): return Path(p) if Path(p).is_dir() else None
+    root = find_settings()
+    p = (root.parent if root else Path.cwd()).parent/'shared'/'data'
+    return p if p.is_dir() else None

@@ -8,7 +8,7 @@ Docs: https://learn-reason.github.io/learn_reason/openai.html.md"""
 from __future__ import annotations
 import asyncio, json, os
 from urllib.parse import urlsplit
-import openai
+import httpx2, openai
 from .config import setting, SettingsError
 from .teacher import Teacher, Request, Completion, TeacherError, approx_tokens
 from .run import Retryable
@@ -45,11 +45,17 @@ class OpenAITeacher(Teacher):
         self._clients = {}
 
     def _client(self)->openai.AsyncOpenAI:
-        "One client per event loop (an async HTTP client belongs to the loop it was made in)"
+        "One client per event loop (an async HTTP client belongs to the loop it was made in), on the aiohttp transport"
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout)}
+            try: http = openai.DefaultAioHttpClient(timeout=self.timeout)
+            except RuntimeError: http = None  # the openai client without its aiohttp extra: its default transport
+            self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout, http_client=http)}
         return self._clients[loop]
+
+    async def aclose(self):
+        "Close this event loop's client (its connections cannot outlive the loop)"
+        if (c := self._clients.pop(asyncio.get_running_loop(), None)) is not None: await c.close()
 
     def __repr__(self): return f'OpenAITeacher({self.name!r}, model={self.model!r}, base_url={self.base_url!r})'
 
@@ -70,19 +76,19 @@ def _status_error(self:OpenAITeacher, e:openai.APIStatusError)->Exception:
 
 async def _acomplete(self:OpenAITeacher, r:Request)->Completion:
     "Send `r`; raise `Retryable` for failures worth another try"
-    cli = self._client()
+    cli, chat = self._client(), r.endpoint == 'chat'
     try:
-        if r.endpoint == 'chat': resp = await cli.chat.completions.create(**r.body())
-        else: resp = await cli.completions.create(**r.body())
+        raw = await cli.post('/chat/completions' if chat else '/completions', body=r.body(), cast_to=httpx2.Response)
+        resp = json.loads(raw.content)
     except openai.APIStatusError as e: raise self._status_error(e) from None
     except openai.APITimeoutError: raise Retryable(f'no answer within {self.timeout:g} s') from None
     except openai.APIConnectionError as e: raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__ or e})') from None
     except (ValueError, openai.APIResponseValidationError) as e: raise Retryable(f'malformed reply ({type(e).__name__}: {str(e)[:80]})') from None
-    if not getattr(resp, 'choices', None): raise Retryable('reply with no choices')
-    ch = resp.choices[0]
-    text = (ch.message.content if r.endpoint == 'chat' else ch.text) or ''
-    u = resp.usage
-    return Completion(text, ch.finish_reason or 'stop', u.prompt_tokens if u else approx_tokens(r.text),
-                      u.completion_tokens if u else approx_tokens(text), resp.model or self.model)
+    try:
+        ch = resp['choices'][0]
+        text, u = (ch['message']['content'] if chat else ch['text']) or '', resp.get('usage') or {}
+    except (KeyError, IndexError, TypeError): raise Retryable('reply with no choices') from None
+    return Completion(text, ch.get('finish_reason') or 'stop', u.get('prompt_tokens') or approx_tokens(r.text),
+                      u.get('completion_tokens') or approx_tokens(text), resp.get('model') or self.model)
 
 OpenAITeacher._status_error, OpenAITeacher.acomplete = _status_error, _acomplete

@@ -12,12 +12,15 @@ from .teacher import Request, Completion, Teacher, TeacherError, BudgetExceeded,
 from .cache import Cache
 
 # %% auto #0
-__all__ = ['Retryable', 'backoff', 'RateLimiter', 'Run', 'arun', 'Flaky', 'sync', 'run']
+__all__ = ['Retryable', 'Missing', 'backoff', 'RateLimiter', 'Run', 'arun', 'Flaky', 'sync', 'run']
 
 # %% ../nbs/07_run.ipynb #b9c787de
 class Retryable(Exception):
     "A failure worth another try; `after` is the server's Retry-After in seconds, if it gave one"
     def __init__(self, msg:str, after:float|None=None): super().__init__(msg); self.after = after
+
+class Missing(Exception):
+    "This teacher has no answer for this request (a replay of something never recorded): that request fails, the run goes on"
 
 def backoff(attempt:int, # 0 for the first retry
             after:float|None=None, # the server's Retry-After, seconds
@@ -69,7 +72,10 @@ class Run:
 
 # %% ../nbs/07_run.ipynb #b5e9ce3e
 async def _attempt(t:Teacher, r:Request, timeout:float)->Completion:
-    try: return await asyncio.wait_for(t.acomplete(r), timeout)
+    try:
+        if hasattr(asyncio, 'timeout'):  # Python 3.11+: no extra task a request, unlike `wait_for`
+            async with asyncio.timeout(timeout): return await t.acomplete(r)
+        return await asyncio.wait_for(t.acomplete(r), timeout)
     except asyncio.TimeoutError: raise Retryable(f'no answer within {timeout:g} s') from None
 
 def _progress(total:int, desc:str, show:bool):
@@ -77,6 +83,7 @@ def _progress(total:int, desc:str, show:bool):
     return tqdm(total=total, desc=desc, disable=not show or None, unit='req', dynamic_ncols=True)
 
 def _postfix(bar, run:Run):
+    if bar.disable: return
     usd = run.ledger.total('usd')
     bar.set_postfix(sent=run.sent, cached=run.cached, tokens=sum(r['prompt_tokens'] + r['completion_tokens'] for r in run.ledger.rows.values()),
                     usd='?' if usd is None else f'{usd:.4f}', refresh=False)
@@ -119,7 +126,7 @@ async def arun(teacher:Teacher, # who answers
             try: c = await _one(r)
             except Exception as e:
                 for i in by_key[key]: run.failed[i] = f'{type(e).__name__}: {e}'
-                if isinstance(e, TeacherError) or run.sent == 0 and not isinstance(e, _Unfinished): raise
+                if isinstance(e, TeacherError) or run.sent == 0 and not isinstance(e, (_Unfinished, Missing)): raise
             finally: budget.settle(reserved, r, c)
             if c is not None:
                 if cache is not None: cache.put(r, c, allow_truncated)
@@ -127,7 +134,7 @@ async def arun(teacher:Teacher, # who answers
 
     async def _one(r:Request)->Completion:
         for attempt in range(getattr(teacher, 'max_retries', 6) + 1):
-            await limiter.acquire(approx_tokens(r.text) + r.max_tokens)
+            if limiter.rpm or limiter.tpm: await limiter.acquire(approx_tokens(r.text) + r.max_tokens)
             try:
                 c = await _attempt(teacher, r, getattr(teacher, 'timeout', 120.0))
                 if not c.text or not c.text.strip(): raise Retryable('empty reply')
@@ -142,6 +149,7 @@ async def arun(teacher:Teacher, # who answers
         if errs := [e for e in results if isinstance(e, BaseException)]: raise errs[0]
     finally:
         bar.close(); run.seconds = time.monotonic() - t0
+        await teacher.aclose()  # connections belong to this event loop: close them before it ends
     return run
 
 class _Unfinished(Exception): "A request whose retries ran out while others succeeded: recorded as failed, the run goes on"

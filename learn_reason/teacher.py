@@ -53,7 +53,7 @@ class Request:
         if self.temperature: b['seed'] = self.sample
         return b
 
-    def to_dict(self)->dict: return asdict(self)
+    def to_dict(self)->dict: return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: it only feeds json.dumps
     @classmethod
     def from_dict(cls, d:dict)->Request: return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
 
@@ -83,7 +83,7 @@ class Completion:
         "Complete and non-empty: the only kind of answer that is cached"
         return bool(self.text and self.text.strip()) and (self.finish_reason == 'stop' or allow_truncated and self.finish_reason == 'length')
 
-    def to_dict(self)->dict: return asdict(self)
+    def to_dict(self)->dict: return {f.name: getattr(self, f.name) for f in fields(self)}
     @classmethod
     def from_dict(cls, d:dict)->Completion: return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
 
@@ -114,27 +114,29 @@ def price(model:str)->tuple|None:
     except ValueError: raise SettingsError(f'prices.{model} must be two numbers (USD per million input and output tokens), got {raw!r}') from None
     return pin, pout
 
-def cost(model:str, prompt_tokens:int, completion_tokens:int)->float|None:
-    "US dollars for a usage, None if the model has no price"
-    p = price(model)
+def cost(model:str, prompt_tokens:int, completion_tokens:int, p:tuple|None=None)->float|None:
+    "US dollars for a usage, None if the model has no price (`p`: the price, if already looked up)"
+    p = p or price(model)
     return None if p is None else (prompt_tokens * p[0] + completion_tokens * p[1]) / 1e6
 
-def worst_cost(r:Request)->float|None:
+def worst_cost(r:Request, p:tuple|None=None)->float|None:
     "The most request `r` can cost: its input bound and its `max_tokens` of output"
-    return cost(r.model, max_prompt_tokens(r), r.max_tokens)
+    return cost(r.model, max_prompt_tokens(r), r.max_tokens, p)
 
 # %% ../nbs/05_teacher.ipynb #2f1eabdc
 @dataclass
 class Ledger:
     "What a run used, per model: requests sent, cache hits, tokens and dollars"
     rows:dict=field(default_factory=dict)
+    prices:dict=field(default_factory=dict, repr=False)  # looked up once per model and run
 
     def add(self, model:str, c:Completion):
         "Count one completion (a cached one costs nothing)"
         row = self.rows.setdefault(model, dict(requests=0, cached=0, prompt_tokens=0, completion_tokens=0, usd=0.0))
         if c.cached: row['cached'] += 1; return
         row['requests'] += 1; row['prompt_tokens'] += c.prompt_tokens; row['completion_tokens'] += c.completion_tokens
-        usd = cost(model, c.prompt_tokens, c.completion_tokens)
+        if model not in self.prices: self.prices[model] = price(model)
+        usd = cost(model, c.prompt_tokens, c.completion_tokens, self.prices[model])
         row['usd'] = None if usd is None or row['usd'] is None else row['usd'] + usd
 
     def total(self, k:str):
@@ -151,12 +153,16 @@ class Ledger:
 # %% ../nbs/05_teacher.ipynb #82f8d257
 class Budget:
     "A hard cap in US dollars: a request goes out only if its worst case fits beside what is spent and reserved"
-    def __init__(self, usd:float|None): self.cap, self.spent, self.reserved = usd, 0.0, 0.0
+    def __init__(self, usd:float|None): self.cap, self.spent, self.reserved, self.prices = usd, 0.0, 0.0, {}
+
+    def _price(self, model:str):
+        if model not in self.prices: self.prices[model] = price(model)
+        return self.prices[model]
 
     def reserve(self, r:Request)->float:
         "Reserve request `r`'s worst case and return it; raise `BudgetExceeded` if it does not fit"
         if self.cap is None: return 0.0
-        w = worst_cost(r)
+        w = worst_cost(r, self._price(r.model))
         if w is None: raise TeacherError(f'no price for model {r.model!r}: add `{r.model} = IN OUT` (USD per million tokens) '
                                          f'to [prices] in settings.ini, or run without a budget')
         if self.spent + self.reserved + w > self.cap + 1e-12:
@@ -169,7 +175,7 @@ class Budget:
         "Release a reservation and charge what the completion actually cost (nothing if it failed or came from the cache)"
         if self.cap is None: return
         self.reserved -= reserved
-        if c is not None and not c.cached: self.spent += cost(r.model, c.prompt_tokens, c.completion_tokens) or 0.0
+        if c is not None and not c.cached: self.spent += cost(r.model, c.prompt_tokens, c.completion_tokens, self._price(r.model)) or 0.0
 
 # %% ../nbs/05_teacher.ipynb #dded3fb0
 class Teacher:

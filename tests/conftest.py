@@ -10,17 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _reference()->Path|None:
-    "The reference data folder: $LEARN_REASON_REFERENCE_DATA, else ../shared/data beside the checkout"
-    p = Path(os.environ.get('LEARN_REASON_REFERENCE_DATA') or ROOT.parent/'shared'/'data')
-    return p if (p/'benchmarks').is_dir() else None
-
-
 @pytest.fixture(scope='session')
 def reference()->Path:
     "The project's reference copy of the benchmark files; tests that need it skip where it is absent"
-    p = _reference()
-    if p is None: pytest.skip('reference data (../shared/data) not found beside the checkout')
+    from learn_reason.config import reference_data
+    p = reference_data()
+    if p is None or not (p/'benchmarks').is_dir(): pytest.skip('reference data (../shared/data) not found beside the checkout')
     return p
 
 
