@@ -81,7 +81,9 @@ async def _acomplete(self:OpenAITeacher, r:Request)->Completion:
         raw = await cli.post('/chat/completions' if chat else '/completions', body=r.body(), cast_to=httpx2.Response)
         resp = json.loads(raw.content)
     except openai.APIStatusError as e: raise self._status_error(e) from None
-    except openai.APITimeoutError: raise Retryable(f'no answer within {self.timeout:g} s') from None
+    except openai.APITimeoutError as e:  # the aiohttp transport reports a refused connection as a connect timeout
+        if isinstance(e.__cause__, httpx2.ConnectTimeout): raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__})') from None
+        raise Retryable(f'no answer within {self.timeout:g} s') from None
     except openai.APIConnectionError as e: raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__ or e})') from None
     except (ValueError, openai.APIResponseValidationError) as e: raise Retryable(f'malformed reply ({type(e).__name__}: {str(e)[:80]})') from None
     try:

@@ -37,8 +37,8 @@ class Request:
         return self.prompt if self.prompt is not None else next(m['content'] for m in reversed(self.messages) if m['role'] == 'user')
 
     def identity(self)->dict:
-        "The fields that decide the completion"
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'meta'}
+        "The fields that decide the completion (a greedy request's sample index decides nothing: its samples are one answer)"
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'meta' and not (f.name == 'sample' and not self.temperature)}
 
     def key(self)->str:
         "A stable hash of `identity()`: the cache key"
@@ -190,6 +190,8 @@ class Teacher:
 
     async def acomplete(self, r:Request)->Completion: raise NotImplementedError
     async def aclose(self): pass
+    async def __aenter__(self): return self
+    async def __aexit__(self, *exc): await self.aclose()
     def __repr__(self): return f'{type(self).__name__}({self.name!r}, model={self.model!r})'
 
 # %% ../nbs/05_teacher.ipynb #ef945de6
