@@ -47,7 +47,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(REFERENCE_ENV) $(BIN)/learn-reason demo
 
 # The library must be what nbdev-export makes of the notebooks, the notebooks must be clean, and README.md must be
-# what nbs/index.ipynb renders to. The check changes nothing: it compares against a scratch copy.
+# what nbs/index.ipynb renders to. The check runs all three in place, compares, and puts every file back as it was.
 sync: $(STAMP)
 	$(TEST_ENV) $(BIN)/learn-reason sync
 

@@ -5,10 +5,11 @@
 The loopback server runs in its own process (`learn-reason teacher serve`) with a fixed latency per answer, standing in
 for a remote API; the client is the real `openai` client inside `learn_reason.run.arun`. Measured in one run:
   1. one request at a time, over the first `--sequential` requests (their rate stands for the whole set),
-  2. `--concurrency` requests in flight over all `--requests`, against the ideal of concurrency / latency,
+  2. `--concurrency` requests in flight over all `--requests`, against the concurrency-limited ideal: the requests go
+     in ceil(requests / concurrency) waves of one latency each (2000 at 64 in flight: 32 waves, 3.2 s, 625 req/s),
   3. the finished stage again, from the cache: requests the server saw (goal 0) and cached completions read per second.
 """
-import argparse, json, os, platform, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, math, os, platform, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,8 @@ def main():
     finally:
         srv.terminate(); srv.wait()
 
-    rate_seq, rate_conc, ideal = a.sequential / t_seq, a.requests / t_conc, a.concurrency / a.latency
+    rate_seq, rate_conc = a.sequential / t_seq, a.requests / t_conc
+    ideal = a.requests / (math.ceil(a.requests / a.concurrency) * a.latency)  # no request can start before a slot frees
     res = dict(machine=dict(cpus=os.cpu_count(), python=platform.python_version(), platform=platform.platform()),
                settings=vars(a) | dict(out=None),
                sequential=dict(requests=a.sequential, seconds=round(t_seq, 3), per_second=round(rate_seq, 2), done=seq.done),

@@ -8,7 +8,7 @@ Docs: https://learn-reason.github.io/learn_reason/batch.html.md"""
 from __future__ import annotations
 import asyncio, io, json, time
 from pathlib import Path
-from .teacher import Request, Completion, Budget, TeacherError
+from .teacher import Request, Completion, Budget, BudgetExceeded, TeacherError
 from .cache import Cache
 from .openai_teacher import OpenAITeacher
 
@@ -32,39 +32,52 @@ def _completion(line:dict, endpoint:str)->Completion|None:
     return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0), u.get('completion_tokens', 0), b.get('model', ''))
 
 # %% ../nbs/13_batch.ipynb #2cddf11a
+def _fitting(todo:dict, budget:Budget|None)->dict:
+    "`{key: reserved usd}` for the requests of `todo`, in order, whose worst case fits the budget"
+    out = {}
+    for k, r in todo.items():
+        try: out[k] = budget.reserve(r) if budget is not None else 0.0
+        except BudgetExceeded: break
+    return out
+
 async def abatch(teacher:OpenAITeacher, # the endpoint and model
                  requests:list, # the stage's requests (cached ones are not sent)
                  cache:Cache, # where the answers go
                  state:Path, # the state file: holds the batch id while a batch is in flight
-                 budget:Budget|None=None, poll:float=10.0, allow_truncated:bool=False, log=print)->dict:
-    "Send the uncached `requests` as one batch (or resume the one in `state`) and cache the answers"
+                 budget:Budget|None=None, # what fits is submitted; each answer is charged at its real usage
+                 poll:float=10.0, allow_truncated:bool=False, log=print)->dict:
+    "Send the uncached `requests` as one batch (or resume the one in `state`), cache the answers and return them as `answers`"
     state = Path(state)
     todo = {r.key(): r for r in requests if cache.get(r.key()) is None}
     st = json.loads(state.read_text()) if state.is_file() else None
-    cli = teacher._client()
+    cli, reserved = teacher._client(), {}
     if st is None:
-        if not todo: return dict(sent=0, cached=len(requests), failed=0)
-        if budget is not None:
-            for r in todo.values(): budget.reserve(r)  # every request's worst case must fit before anything is sent
-        endpoints = {r.endpoint for r in todo.values()}
+        reserved = _fitting(todo, budget)  # a request goes in only if its worst case fits beside those before it
+        if not reserved: return dict(sent=0, cached=len(requests) - len(todo), stored=0, failed=0, answers={})
+        send = [todo[k] for k in reserved]
+        endpoints = {r.endpoint for r in send}
         if len(endpoints) > 1: raise TeacherError('a batch holds one endpoint: split chat and completions requests')
-        f = await cli.files.create(file=('requests.jsonl', io.BytesIO(batch_lines(list(todo.values())))), purpose='batch')
+        f = await cli.files.create(file=('requests.jsonl', io.BytesIO(batch_lines(send))), purpose='batch')
         ep = '/v1/chat/completions' if endpoints == {'chat'} else '/v1/completions'
         b = await cli.batches.create(input_file_id=f.id, endpoint=ep, completion_window='24h')
-        st = dict(batch_id=b.id, input_file_id=f.id, endpoint=endpoints.pop(), requests=len(todo), created=time.time())
+        st = dict(batch_id=b.id, input_file_id=f.id, endpoint=endpoints.pop(), requests=len(send), created=time.time())
         state.parent.mkdir(parents=True, exist_ok=True); state.write_text(json.dumps(st))
-        log(f'batch {b.id}: {len(todo)} requests submitted (state in {state})')
+        log(f'batch {b.id}: {len(send)} of {len(todo)} requests submitted (state in {state})')
     else: log(f'batch {st["batch_id"]}: resuming')
     while (b := await cli.batches.retrieve(st['batch_id'])).status not in ('completed', 'failed', 'expired', 'cancelled'):
         await asyncio.sleep(poll)
     if b.status != 'completed' or not b.output_file_id:
         state.unlink(missing_ok=True)
+        for k, w in reserved.items(): budget.settle(w, todo[k], None)
         raise TeacherError(f'batch {b.id} ended {b.status}; run again to submit the remaining requests anew')
     out = (await cli.files.content(b.output_file_id)).content.decode()
-    stored = failed = 0
+    answers, failed = {}, 0
     for line in map(json.loads, filter(str.strip, out.splitlines())):
-        r, c = todo.get(line['custom_id']), _completion(line, st['endpoint'])
-        if r is not None and c is not None and cache.put(r, c, allow_truncated): stored += 1
+        k = line['custom_id']; r, c = todo.get(k), _completion(line, st['endpoint'])
+        if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated): answers[k] = c
         else: failed += 1
+        if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)  # a resumed batch was reserved by an earlier run
+    if budget is not None:
+        for k, w in reserved.items(): budget.settle(w, todo[k], None)
     state.unlink(missing_ok=True)
-    return dict(sent=stored + failed, cached=len(requests) - len(todo), stored=stored, failed=failed, batch_id=b.id)
+    return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed, batch_id=b.id, answers=answers)

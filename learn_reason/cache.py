@@ -26,6 +26,17 @@ CREATE TABLE IF NOT EXISTS completions (
 CREATE INDEX IF NOT EXISTS completions_model ON completions(model);
 '''
 
+def _connect(path, timeout:float=60)->sqlite3.Connection:
+    "A WAL-mode connection to `path`, waiting up to `timeout` s for other processes that are creating it too"
+    db, until = sqlite3.connect(path, timeout=timeout, isolation_level=None), time.monotonic() + timeout
+    while True:  # switching a new file to WAL takes an exclusive lock that SQLite does not wait for: retry it
+        try: db.execute('PRAGMA journal_mode=WAL'); break
+        except sqlite3.OperationalError as e:
+            if 'locked' not in str(e) or time.monotonic() > until: raise
+            time.sleep(0.01)
+    db.execute('PRAGMA synchronous=NORMAL')
+    return db
+
 class Cache:
     "Complete teacher answers in one SQLite file (WAL), keyed by `Request.key()`"
     def __init__(self, path=None, # the SQLite file (default: `teacher.sqlite` in the `cache_dir` setting)
@@ -37,9 +48,7 @@ class Cache:
 
     def _db(self)->sqlite3.Connection:
         "This thread's connection (SQLite connections must not cross threads)"
-        if (db := getattr(self._local, 'db', None)) is None:
-            db = self._local.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA synchronous=NORMAL'); db.execute('PRAGMA busy_timeout=60000')
+        if (db := getattr(self._local, 'db', None)) is None: db = self._local.db = _connect(self.path)
         return db
 
     def __repr__(self): return f'Cache({str(self.path)!r}, {len(self)} completions)'

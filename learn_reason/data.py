@@ -18,9 +18,9 @@ from .synthetic import generate, GENERATORS
 
 # %% auto #0
 __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'UnknownDataset', 'DataError', 'SourceUnavailable',
-           'DatasetUnavailable', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec', 'datasets_table',
-           'local_files', 'load_local', 'reachable', 'load_hub', 'Artifact', 'offline_dir', 'fetch_members',
-           'load_offline', 'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split',
+           'DatasetUnavailable', 'read_text', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec',
+           'datasets_table', 'local_files', 'load_local', 'reachable', 'load_hub', 'Artifact', 'offline_dir',
+           'fetch_members', 'load_offline', 'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split',
            'published_split', 'load_splits', 'load']
 
 # %% ../nbs/02_data.ipynb #effb4d7a
@@ -74,11 +74,19 @@ def _is_jsonl(text:str)->bool:
     except json.JSONDecodeError: return False
     return not (isinstance(obj, (dict, list)) and first.strip() == text.strip() and (isinstance(obj, list) or 'examples' in obj))
 
+def read_text(path:Path)->str:
+    "The UTF-8 text of `path`; a missing, unreadable or non-UTF-8 file is a `DataError` naming it"
+    try: return Path(path).read_text(encoding='utf-8')
+    except FileNotFoundError: raise DataError(f'{path}: no such file') from None
+    except IsADirectoryError: raise DataError(f'{path}: is a folder, not a file') from None
+    except UnicodeDecodeError as e: raise DataError(f'{path}: not UTF-8 text (byte {e.start}: {e.reason})') from None
+    except OSError as e: raise DataError(f'{path}: cannot read it ({e.strerror or e})') from None
+
 def json_rows(path:Path, # a JSON-lines file, a JSON array, or an {"examples": [...]} object
              ):
     "Yield `(line number, row)` for every row of an upstream JSON file"
     path = Path(path)
-    text = path.read_text(encoding='utf-8')
+    text = read_text(path)
     if _is_jsonl(text):
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip(): continue
@@ -201,7 +209,7 @@ def _asdiv(r):
 # %% ../nbs/02_data.ipynb #2d7ddbfa
 def _logiqa_blocks(path:Path):
     "Yield `(line, row)` for each block of LogiQA's upstream text format"
-    lines = Path(path).read_text(encoding='utf-8').splitlines()
+    lines = read_text(path).splitlines()
     i = 0
     while i < len(lines):
         if not lines[i].strip(): i += 1; continue
@@ -570,6 +578,7 @@ def how_to_get(s:Spec)->str:
 def load_parts(name:str, source:str|None=None, data_dir=None, max_mb=None, cache_dir=None, **gen)->tuple:
     "`(source used, {upstream split: [records]})` from the first source that can provide dataset `name`"
     s, reasons = spec(name), {}
+    if data_dir is not None and not Path(data_dir).is_dir(): raise DataError(f'data folder {data_dir}: no such folder')
     for src in [source] if source else str(setting('sources')).split():
         if src not in SOURCES: raise UnknownDataset(f'unknown source {src!r}; valid: {", ".join(SOURCES)}')
         kw = {'local': dict(data_dir=data_dir), 'offline': dict(max_mb=max_mb, cache_dir=cache_dir), 'synthetic': gen}.get(src, {})

@@ -95,6 +95,7 @@ async def arun(teacher:Teacher, # who answers
                budget:float|Budget|None=None, # a hard cap in US dollars
                on_result=None, # `f(index, request, completion)`, called as each answer is ready (cached ones first)
                allow_truncated:bool=False, # also cache answers cut off at max_tokens
+               answered:dict|None=None, # `{request key: Completion}` this run already got another way (a batch): sent, not cached
                progress:bool=True, desc:str|None=None)->Run:
     "Answer `requests` with `teacher`: cache first, then concurrently with limits, retries and a budget"
     t0, budget = time.monotonic(), budget if isinstance(budget, Budget) else Budget(budget)
@@ -113,7 +114,10 @@ async def arun(teacher:Teacher, # who answers
             if on_result: on_result(i, requests[i], cj)
         bar.update(len(by_key[key])); _postfix(bar, run)
 
-    for key, c in hits.items(): finish(key, c)
+    hits.update({k: c for k, c in (answered or {}).items() if k in by_key})
+    for key, c in hits.items():
+        if not c.cached: run.sent += 1
+        finish(key, c)
     todo = collections.deque(k for k in by_key if k not in hits)
     limiter = RateLimiter(getattr(teacher, 'rpm', None), getattr(teacher, 'tpm', None))
 

@@ -76,6 +76,7 @@ class TeacherServer:
         self.teachers = {t.model: t for t in ts}
         self.host, self.port, self.faults, self.latency, self.api_key = host, port, faults or Faults(), latency, api_key
         self.attempts, self.answered, self.faulted, self.abandoned = collections.Counter(), collections.Counter(), collections.Counter(), 0
+        self.held = False
         self.files, self.batches, self._tasks = {}, {}, set()
         self._thread = self._runner = None
 
@@ -85,7 +86,8 @@ class TeacherServer:
     def stats(self)->dict:
         "Requests seen, answers per distinct body, faults injected"
         return dict(requests=sum(self.attempts.values()), distinct=len(self.attempts), answered=sum(self.answered.values()),
-                    duplicates=sum(n - 1 for n in self.answered.values() if n > 1), abandoned=self.abandoned, faults=dict(self.faulted))
+                    duplicates=sum(n - 1 for n in self.answered.values() if n > 1), abandoned=self.abandoned, faults=dict(self.faulted),
+                    held=self.held)
 
     def __repr__(self): return f'TeacherServer({self.url}, models={list(self.teachers)})'
 
@@ -118,6 +120,7 @@ async def _complete(self:TeacherServer, req:web.Request, endpoint:str)->web.Stre
     if kind := self.faults.pick(key, attempt): return await self._fault(kind, req)
     if self.latency: await asyncio.sleep(self.latency)
     c = await teacher.acomplete(request_from_body(body, endpoint))
+    while self.held: await asyncio.sleep(0.01)
     if req.transport is None or req.transport.is_closing():  # the client went away (killed, timed out): nothing was delivered
         self.abandoned += 1; return web.Response(status=499)
     self.answered[key] += 1
@@ -193,13 +196,14 @@ def _app(self:TeacherServer)->web.Application:
     app = web.Application(client_max_size=512 * 2**20)
     async def models(req): return web.json_response(dict(object='list', data=[dict(id=m, object='model', created=0, owned_by='learn_reason') for m in self.teachers]))
     async def stats(req): return web.json_response(self.stats())
+    async def hold(req): self.held = bool((await req.json()).get('hold')); return web.json_response(self.stats())
     app.add_routes([web.get('/v1/models', models),
                     web.post('/v1/chat/completions', partial(self._complete, endpoint='chat')),
                     web.post('/v1/completions', partial(self._complete, endpoint='completions')),
                     web.post('/v1/files', self._upload), web.get('/v1/files/{id}', self._file), web.get('/v1/files/{id}/content', self._file),
                     web.post('/v1/batches', self._create_batch), web.get('/v1/batches/{id}', self._batch),
                     web.post('/v1/batches/{id}/cancel', self._batch),
-                    web.get('/stats', stats)])
+                    web.get('/stats', stats), web.post('/control/hold', hold)])
     return app
 
 def _start(self:TeacherServer)->TeacherServer:

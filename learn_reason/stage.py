@@ -6,7 +6,8 @@ Docs: https://learn-reason.github.io/learn_reason/stage.html.md"""
 
 # %% ../nbs/14_stage.ipynb #8bc9644f
 from __future__ import annotations
-import asyncio, hashlib, json, os, re, time
+import asyncio, hashlib, json, os, re, time, warnings
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from .config import setting, Settings, reference_data, UserError
@@ -18,14 +19,14 @@ from .cache import Cache
 from .run import arun, sync
 from .openai_teacher import OpenAITeacher
 from .serve import TeacherServer
-from .scripted import ScriptedTeacher, PERSONAS
+from .scripted import ScriptedTeacher, PERSONAS, Persona
 from .replay import ReplayTeacher, mapd_committee
 from .local_teacher import LocalTeacher
 from .batch import abatch
 
 # %% auto #0
-__all__ = ['SPECS', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'row_key', 'plan', 'Rows',
-           'StageResult', 'default_out', 'astage', 'stage']
+__all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'row_key', 'plan',
+           'Rows', 'StageResult', 'default_out', 'astage', 'stage']
 
 # %% ../nbs/14_stage.ipynb #f5055d35
 _SERVERS = {}
@@ -45,6 +46,7 @@ def teacher_sections()->list:
 
 # %% ../nbs/14_stage.ipynb #161dfdf4
 SPECS = 'scripted[:PERSONA[,RATE=X]], committee[:SPEC+SPEC...], served:SPEC, hf:MODEL, replay:MODEL, replay:mapd[:DIR]'
+RATES = {f.name for f in dataclasses.fields(Persona)} - {'name'}  # what `scripted:PERSONA,RATE=X` may set
 
 class UnknownTeacher(TeacherError):
     "A teacher spec that names no teacher"
@@ -64,6 +66,7 @@ def get_teacher(s:str|None=None, # a teacher spec (default: the `teacher` settin
         if persona not in PERSONAS: raise TeacherError(f'unknown persona {persona!r}; valid: {", ".join(PERSONAS)}')
         try: kw = {k.strip(): float(v) for k, v in (r.split('=') for r in rates)}
         except ValueError: raise TeacherError(f'bad rates in {s!r}: write them as name=number, e.g. scripted:hasty,wrong_step=0.3') from None
+        if bad := sorted(set(kw) - RATES): raise TeacherError(f'unknown rate {bad[0]!r} in {s!r}; valid: {", ".join(sorted(RATES))}')
         return ScriptedTeacher(persona, examples, **kw)
     if head == 'hf' and rest: return LocalTeacher(rest)
     if head == 'replay' and rest:
@@ -103,6 +106,7 @@ def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, t
     if kind in ('feedback', 'tailored', 'review'):
         if not inputs: raise UserError(f'the {kind} prompt needs inputs: rows with an id and an {"rationale" if kind == "review" else "attempt"}')
         field_ = 'rationale' if kind == 'review' else 'attempt'
+        inputs = [{**i, field_: i.get(field_) or i.get('text')} for i in inputs]  # a rationale stage's own rows (`text`) serve too
         items = [(by_id[i['id']], i) for i in inputs if i.get('id') in by_id and i.get(field_) and not (kind == 'review' and i.get('teacher') == t.name)]
     else: items = [(e, {}) for e in exs]
     for e, inp in items:
@@ -174,10 +178,13 @@ def _finish_row(row:dict, c:Completion, kind:str)->dict:
 async def _phase(t, pairs, cache, budget, on_row, batch_state, run_kw):
     "Send one phase's requests (by batch or directly) and hand each answered row to `on_row`"
     if not pairs: return None
-    reqs = [r for _, r in pairs]
+    reqs, answered = [r for _, r in pairs], {}
     if batch_state is not None and isinstance(t, OpenAITeacher):
-        await abatch(t, reqs, cache, batch_state, budget=budget)
-    return await arun(t, reqs, cache, budget, on_result=lambda i, r, c: on_row(pairs[i][0], c), **run_kw)
+        answered = (await abatch(t, reqs, cache, batch_state, budget=budget, allow_truncated=True))['answers']
+    elif batch_state is not None: warnings.warn(f'--batch: {t.name} is not an OpenAI-compatible endpoint; its requests are sent directly')
+    # a row is written for an answer cut off at max_tokens too, so it is cached as well: a resumed stage never pays for it twice
+    return await arun(t, reqs, cache, budget, on_result=lambda i, r, c: on_row(pairs[i][0], c), allow_truncated=True,
+                      answered=answered, **run_kw)
 
 async def _stage_member(t, rows_out, exs, dataset, split, kind, samples, temperature, inputs, cache, budget, batch_state, run_kw, res):
     todo = [(row, r) for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs) if row_key(row) not in rows_out.done]

@@ -14,6 +14,12 @@ def free_port()->int:
 def stats(port:int)->dict: return json.loads(urllib.request.urlopen(f'http://127.0.0.1:{port}/stats', timeout=5).read())
 
 
+def hold(port:int, on:bool):
+    "Hold (or release) every answer the server has not sent yet"
+    urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/control/hold', data=json.dumps(dict(hold=on)).encode(),
+                                                  method='POST', headers={'Content-Type': 'application/json'}), timeout=5)
+
+
 @pytest.fixture
 def serve(env):
     "Start `learn-reason teacher serve` in its own process (so its counts survive a killed client); returns the port"
@@ -71,12 +77,17 @@ def test_sigkill_then_resume_exactly_once_and_no_duplicate_requests(serve, env, 
     port = serve('--latency', 0.15)
     out, e = tmp_path/'zs.jsonl', local(env, port, concurrency=6)
     args = [str(BIN/'learn-reason'), *map(str, run_args(out, n=80, prompt='zs-cot', dataset='coin_flip')), '--samples', '2']
-    # first kill: during the reasoning calls (no row written yet); second: while rows are being written
-    p = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait(lambda: stats(port)['answered'] >= 40); p.send_signal(signal.SIGKILL); p.wait()
+    # first kill: during the reasoning calls (no row written yet); second: while rows are being written. Each time the
+    # server is held first, so no answer sits unread in a socket when the client dies: the requests in flight then are
+    # exactly the ones whose answers the client never had (counted `abandoned`), and any other resend is a duplicate.
+    def kill_mid_stage(ready):
+        p = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(ready); hold(port, True); time.sleep(1.0)
+        assert p.poll() is None, 'the stage finished before it could be killed'
+        p.send_signal(signal.SIGKILL); p.wait(); hold(port, False)
+    kill_mid_stage(lambda: stats(port)['answered'] >= 40)
     assert not out.exists() or out.read_text().count('\n') == 0
-    p = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait(lambda: out.exists() and out.read_text().count('\n') >= 25); p.send_signal(signal.SIGKILL); p.wait()
+    kill_mid_stage(lambda: out.exists() and out.read_text().count('\n') >= 25)
     partial = out.read_text().count('\n')
     assert 25 <= partial < 160
     r = subprocess.run(args, env=e, capture_output=True, text=True, timeout=300)
@@ -108,6 +119,12 @@ def test_budget_is_never_exceeded(serve, env, tmp_path):
         spent.append(sum(m['usd'] for m in led['ledger'].values()))
         assert 0 < led['written'] < 100
     assert all(0 < s <= 0.5 for s in spent), spent
+    # through the Batch API too: the batch holds what fits, and its answers are charged in the ledger
+    rb = cli(*run_args(tmp_path/'bb.jsonl', '--batch', '--budget-usd', 0.5, n=100), env=e)
+    assert rb.returncode == 3 and 'stopped by the budget' in rb.stderr, rb.stderr
+    led = jsonl(Path(str(tmp_path/'bb.jsonl') + '.ledger.jsonl').read_text())[-1]
+    usd, sent, cached = (sum(m[k] for m in led['ledger'].values()) for k in ('usd', 'requests', 'cached'))
+    assert 0 < usd <= 0.5 and sent > 0 and sent + cached == led['written'], led   # earlier runs' answers come from the cache
     dry = cli(*run_args(out, '--dry-run', n=100), env=e)
     assert dry.returncode == 0 and 'dry run, nothing sent' in dry.stdout and 'cost at most $' in dry.stdout
 
@@ -166,6 +183,9 @@ def test_user_errors_are_one_clear_line(env, tmp_path):
     no_traceback(r)
     r = cli('teacher', 'run', '--teacher', 'gpt-17', '--dataset', 'coin_flip', env=env)
     assert r.returncode == 2 and "unknown teacher 'gpt-17'; valid: scripted" in r.stderr and 'openai' in r.stderr
+    no_traceback(r)
+    r = cli('teacher', 'run', '--teacher', 'scripted:hasty,foo=1', '--dataset', 'coin_flip', '--source', 'synthetic', env=env)
+    assert r.returncode == 1 and "unknown rate 'foo'" in r.stderr and 'wrong_step' in r.stderr
     no_traceback(r)
     r = cli('teacher', 'run', '--teacher', 'scripted', '--dataset', 'coin_flip', '--source', 'synthetic', '--prompt', 'review', env=env)
     assert r.returncode == 1 and 'the review prompt needs inputs' in r.stderr
