@@ -16,7 +16,7 @@ __all__ = ['TEMPLATES', 'GOLD', 'candidates', 'extract_strict', 'correct_strict'
            'answer_format', 'score', 'score_all', 'accuracy', 'gold_predictions', 'score_gold', 'exception_counts']
 
 # %% ../nbs/03_answers.ipynb #8ff5ce55
-TEMPLATES = dict(zs=None, zs_cot=None, ft_token=None, ft_natural=None, fs_cot='The answer is',
+TEMPLATES = dict(zs=None, zs_cot=None, ft_token=None, ft_natural=None, fs_cot='The answer is', l2r='\nAnswer:',
                  ft_cot_natural='Therefore, the answer is', ft_cot_token='-->')
 
 # %% ../nbs/03_answers.ipynb #3eea167d

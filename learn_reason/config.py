@@ -29,6 +29,7 @@ def env_name(name:str # setting name, e.g. `data_dir` or `teacher.openai.base_ur
 DEFAULTS = dict(
     data_dir='data',                       # benchmark files in their upstream formats, one sub-folder per dataset
     splits_dir='',                         # Fine-tune-CoT's published split files (`<key>__default.json`), if you have them
+    few_shot_prompts='',                   # Fine-tune-CoT's `few_shot_cot_prompts.json`, if you have it
     cache_dir='~/.cache/learn_reason',     # downloads, extracted offline sources, the teacher cache
     runs_dir='runs',                       # papermill runs and their outputs
     sources='local hub offline synthetic', # the order in which dataset sources are tried

