@@ -18,7 +18,7 @@ KERNEL := learn-reason
 # when it is there (through the settings' environment variables) and skip what needs it when it is not.
 REFERENCE_DATA ?= ../shared/data
 ifneq ($(wildcard $(REFERENCE_DATA)/benchmarks),)
-REFERENCE_ENV := LEARN_REASON_DATA_DIR=$(abspath $(REFERENCE_DATA)/benchmarks) LEARN_REASON_SPLITS_DIR=$(abspath $(REFERENCE_DATA)/finetune_cot/splits) LEARN_REASON_REFERENCE_DATA=$(abspath $(REFERENCE_DATA))
+REFERENCE_ENV := LEARN_REASON_DATA_DIR=$(abspath $(REFERENCE_DATA)/benchmarks) LEARN_REASON_SPLITS_DIR=$(abspath $(REFERENCE_DATA)/finetune_cot/splits) LEARN_REASON_FEW_SHOT_PROMPTS=$(abspath $(REFERENCE_DATA)/finetune_cot/few_shot_cot_prompts.json) LEARN_REASON_REFERENCE_DATA=$(abspath $(REFERENCE_DATA))
 endif
 
 # Tests never reach a model or dataset hub, and torch stays on one thread so timings stay stable.
@@ -32,7 +32,7 @@ help:
 	@echo "make docs    build the documentation site into _docs/ (offline, no Quarto needed)"
 	@echo "make readme  regenerate README.md from nbs/index.ipynb"
 	@echo "make lab     JupyterLab on the project's kernel"
-	@echo "make bench   teacher throughput benchmark (bench/results.json)"
+	@echo "make bench   teacher and student benchmarks (bench/results.json)"
 
 install: $(STAMP)
 
@@ -76,3 +76,4 @@ clean:
 
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python bench/teacher.py
+	$(TEST_ENV) $(BIN)/python bench/student.py

@@ -1,4 +1,4 @@
-"""Teacher throughput benchmark: `make bench` (writes bench/results.json and prints a table).
+"""Teacher throughput benchmark: `make bench` (merged into bench/results.json, printed as a table).
 
   .venv/bin/python bench/teacher.py [--requests 2000] [--latency 0.1] [--concurrency 64] [--sequential 100]
 
@@ -65,7 +65,10 @@ def main():
                cached_rerun=dict(seconds=round(t_cache, 3), requests_sent=sent_again, completions_per_second=round(a.requests / t_cache)),
                cache_reads=dict(reads=hits, seconds=round(t_read, 3), per_second=round(hits / t_read)),
                goals=dict(speedup_at_least=50, of_ideal_at_least=0.85, cached_requests=0, cached_reads_per_second_at_least=20000))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1) + '\n')
+    out = Path(a.out)
+    allres = json.loads(out.read_text()) if out.is_file() else {}
+    allres['teacher'] = res  # the student benchmark writes its own key beside this one
+    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(allres, indent=1) + '\n')
     rows = [('one at a time', f'{rate_seq:.1f} req/s', f'{a.sequential} requests in {t_seq:.1f} s'),
             (f'{a.concurrency} in flight', f'{rate_conc:.0f} req/s', f'{a.requests} requests in {t_conc:.2f} s; ideal {ideal:.0f} req/s'),
             ('speed-up', f'{rate_conc / rate_seq:.0f}x', 'goal >= 50x'),
@@ -75,6 +78,6 @@ def main():
     w = max(len(r[0]) for r in rows)
     print(f'teacher benchmark: latency {a.latency * 1000:.0f} ms per answer, server in its own process, {os.cpu_count()} CPUs')
     for r in rows: print(f'  {r[0]:{w}}  {r[1]:>14}  {r[2]}')
-    print(f'written to {a.out}')
+    print(f'written to {a.out} (key "teacher")')
 
 if __name__ == '__main__': main()

