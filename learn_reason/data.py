@@ -1,4 +1,4 @@
-"""One record type, a registry of the papers' fourteen benchmarks (plus a generated arithmetic task), four kinds of source tried in order, and Fine-tune-CoT's splits to the example.
+"""One record type, a registry of the papers' fourteen benchmarks (plus two generated arithmetic tasks), four kinds of source tried in order, and Fine-tune-CoT's splits to the example.
 
 Docs: https://learn-reason.github.io/learn_reason/data.html.md"""
 
@@ -312,6 +312,8 @@ _register(name='logiqa', about='Logical reading comprehension, multiple choice',
     counts=dict(train=7376, test=651, validation=651), letters='ABCD',
     get='Train.txt, Eval.txt and Test.txt from github.com/lgw863/LogiQA-dataset')
 _register(name='arithmetic', about='Generated multi-step arithmetic (steps, digits adjustable)', kind='int',
+    upstream={}, synthetic=True)
+_register(name='running_total', about='Generated running totals: add and take away (steps, digits adjustable)', kind='int',
     upstream={}, synthetic=True)
 
 # %% ../nbs/02_data.ipynb #add6e9c8

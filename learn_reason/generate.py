@@ -173,13 +173,17 @@ def evaluate(s:Student, # the student
     if out: Path(out).parent.mkdir(parents=True, exist_ok=True)
     t0, f = time.perf_counter(), open(out, 'a') if out else None
     try:
-        for part in _chunks(todo, 256):  # written part by part, so a kill loses at most one part
+        # written part by part, so a kill loses at most one part; a part is generated whole, with its own seed, so a
+        # resumed evaluation samples exactly what an uninterrupted one would have
+        for pi, part in enumerate(_chunks([(e, k) for e in examples for k in range(samples)], 256)):
+            if all((e.id, k) in done for e, k in part): continue
             prompts = [render(fmt, e, s.seq2seq, shots, target=False)[0] for e, _ in part]
-            kw = dict(batch_size=batch_size, do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed + len(done), progress=progress)
+            kw = dict(batch_size=batch_size, do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed + pi, progress=progress)
             gens, first = generate(s, prompts, max_new, stop=fmt.stop, **kw), None
             if fmt.answer_step:  # Zero-shot-CoT: the answer step, greedy and short
                 first, gens = gens, generate(s, [p + g['text'] + fmt.answer_step for p, g in zip(prompts, gens)], 32, **{**kw, 'do_sample': False})
             for j, ((e, k), g) in enumerate(zip(part, gens)):
+                if (e.id, k) in done: continue
                 row = _score_row(name, fmt, e, k, g, first[j] if first else None)
                 done[(e.id, k)] = row
                 if f: f.write(json.dumps(row, ensure_ascii=False) + '\n')

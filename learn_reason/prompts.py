@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, asdict
 
 # %% auto #0
 __all__ = ['ZS_COT_TRIGGER', 'ZS_COT_ANSWER', 'MAPD_SYSTEM', 'MAPD_SAMPLING', 'MAPD_FEEDBACK', 'MAPD_REVIEW', 'MAPD_QUESTION',
-           'TAILORED', 'KINDS', 'Prompt', 'zs_cot', 'zs_cot_answer', 'mapd_feedback', 'mapd_rationale', 'mapd_review',
-           'review_score', 'accepted', 'tailored', 'identify']
+           'TAILORED', 'SOLUTION_MARK', 'KINDS', 'Prompt', 'zs_cot', 'zs_cot_answer', 'mapd_feedback', 'mapd_rationale',
+           'mapd_review', 'review_score', 'accepted', 'tailored', 'tailored_solution', 'identify']
 
 # %% ../nbs/04_prompts.ipynb #82f59c26
 @dataclass
@@ -91,12 +91,18 @@ def accepted(scores:list)->bool:
 
 # %% ../nbs/04_prompts.ipynb #6c42f6c5
 TAILORED = ("You are a patient teacher. A student answered the question below, but the answer is wrong. Find the first step "
-            "where the student's reasoning goes wrong and say what is wrong with it, then solve the question correctly, step by "
-            "step. End with \"Therefore, the answer is X.\"\n\nQuestion: {}\nStudent's answer: {}\nCorrect answer: {}")
+            "where the student's reasoning goes wrong and say in a sentence what is wrong with it. Then write \"Correct "
+            "solution:\" and solve the question correctly, step by step, as a solution that stands on its own. End with "
+            "\"Therefore, the answer is X.\"\n\nQuestion: {}\nStudent's answer: {}\nCorrect answer: {}")
+SOLUTION_MARK = 'Correct solution:'
 
 def tailored(question:str, attempt:str, gold:str, temperature:float=0.0, max_tokens:int=512)->Prompt:
     "Learn-to-Reason: a rationale that corrects a student's wrong attempt (our template)"
     return Prompt('tailored', TAILORED.format(question, attempt, gold), temperature=temperature, max_tokens=max_tokens)
+
+def tailored_solution(text:str)->str:
+    "The standalone solution in a tailored answer (after `Correct solution:`), which is what the student learns"
+    return text.rsplit(SOLUTION_MARK, 1)[-1].strip()
 
 # %% ../nbs/04_prompts.ipynb #bab6c4b5
 KINDS = ('zs-cot', 'zs-cot-answer', 'rationale', 'feedback', 'review', 'tailored')

@@ -9,15 +9,15 @@ from __future__ import annotations
 import ast, hashlib, random, re
 from dataclasses import dataclass, field, replace
 from typing import Callable
-from .prompts import identify, review_score
+from .prompts import identify, review_score, SOLUTION_MARK
 from .teacher import Teacher, Request, Completion, approx_tokens
 from .answers import extract_flexible, correct_flexible, answer_format
 from .data import Example, spec
 
 # %% auto #0
 __all__ = ['SOLVERS', 'PERSONAS', 'Solution', 'wrong_answer', 'solve_coin_flip', 'solve_last_letters', 'solve_shuffled_objects',
-           'solve_arithmetic', 'solve_equation', 'solve', 'Persona', 'draft', 'first_wrong_step', 'arithmetic_ok',
-           'ScriptedTeacher']
+           'solve_running_total', 'solve_arithmetic', 'solve_equation', 'solve', 'Persona', 'draft', 'first_wrong_step',
+           'arithmetic_ok', 'reword', 'ScriptedTeacher']
 
 # %% ../nbs/10_scripted.ipynb #9422637a
 @dataclass
@@ -137,6 +137,20 @@ def _arith_step(kind:str, g:tuple, x:float)->tuple:
     if kind == 'times': k = 2 if g[2] == 'doubles' else 3; return f'{g[2].capitalize()} means {_fmt(x)} * {k} = {_fmt(x * k)} {g[0]}.', x * k
     k = int(g[2]); return f'Splitting into {k} piles gives {_fmt(x)} / {k} = {_fmt(x / k)} {g[1]} in the pile {g[0]} keeps.', x / k
 
+def solve_running_total(q:str)->Solution|None:
+    "Running totals: one addition or subtraction a step"
+    m = re.match(r'Start with (\d+)\. (.*)What is the result\?$', q.strip(), re.S)
+    ops = re.findall(r'(Add|Take away) (\d+)\.', m.group(2)) if m else []
+    if not ops: return None
+    def make(err=None, rng=None)->Solution:
+        x, steps = int(m.group(1)), []
+        for i, (op, b) in enumerate(ops):
+            y = x + int(b) if op == 'Add' else x - int(b)
+            if i == err: y += (rng or random).choice([-1, 1]) * (rng or random).randint(1, 3)  # the mistake: a slip, carried through
+            steps.append(f'{x} {"+" if op == "Add" else "-"} {b} = {y}.'); x = y
+        return Solution(steps, str(x), 'int', redo=make, n=len(ops))
+    return make()
+
 def solve_arithmetic(q:str)->Solution|None:
     "Our multi-step arithmetic problems: one exact operation a sentence"
     m = re.match(r'(\w+) has (\d+) (\w+)\. (.*) How many (\w+) does \w+ have now\?$', q.strip(), re.S)
@@ -187,7 +201,7 @@ def solve_equation(eq:str, kind:str='float')->Solution|None:
     except (ValueError, ZeroDivisionError): return None
 
 # %% ../nbs/10_scripted.ipynb #1c7dcabf
-SOLVERS = (solve_coin_flip, solve_last_letters, solve_shuffled_objects, solve_arithmetic)
+SOLVERS = (solve_coin_flip, solve_last_letters, solve_shuffled_objects, solve_running_total, solve_arithmetic)
 
 def _sentences(text:str)->list: return [s for s in re.split(r'(?<=[.!?])\s+|\n+', text.strip()) if s.strip()]
 
@@ -269,6 +283,43 @@ def arithmetic_ok(text:str)->bool:
         if abs(v - c) > 0.01: return False
     return True
 
+# %% ../nbs/10_scripted.ipynb #56aaa171
+_SAY = [(re.compile(p), alts) for p, alts in [
+    (r'^(?P<p>.+) flips it, so it is now (?P<s>heads up|tails up)\.$',
+     ['{p} flips the coin, so now it is {s}.', 'After {p} flips it, the coin is {s}.', '{p} turns the coin over, and it is {s}.']),
+    (r'^(?P<p>.+) does not flip it, so it stays (?P<s>heads up|tails up)\.$',
+     ['{p} leaves the coin alone, so it is still {s}.', 'The coin is still {s} after {p}.', '{p} does not flip the coin; it stays {s}.']),
+    (r'^The coin starts heads up\.$', ['At first the coin is heads up.', 'The coin is heads up to begin with.']),
+    (r'^The coin ends (?P<s>heads|tails) up, so it is (?P<n>(?:not )?)still heads up\.$',
+     ['In the end the coin is {s} up, so it is {n}still heads up.', 'Finally the coin shows {s} up, so it is {n}still heads up.']),
+    (r'^The last letter of "(?P<w>[^"]+)" is "(?P<c>[^"]*)"\.$', ['"{w}" ends with "{c}".', 'The final letter of "{w}" is "{c}".']),
+    (r'^Concatenating them gives "(?P<s>[^"]*)"\.$', ['Putting them together gives "{s}".', 'Joined together they make "{s}".']),
+    (r'^At the start, (?P<r>.+)$', ['To begin with, {r}', 'Initially, {r}']),
+    (r'^(?P<a>\w+) and (?P<b>\w+) swap, so (?P<r>.+)$', ['After {a} and {b} swap, {r}', '{a} and {b} trade, so {r}']),
+    (r'^At the end, (?P<r>.+)$', ['Finally, {r}', 'In the end, {r}']),
+    (r'^(?P<n>\w+) starts with (?P<x>\d+) (?P<t>\w+)\.$', ['At first {n} has {x} {t}.', '{n} has {x} {t} to begin with.']),
+    (r'^(?P<a>-?\d+) \+ (?P<b>\d+) = (?P<c>-?\d+)\.$', ['Adding {b} to {a} gives {c}.', '{a} plus {b} is {c}.']),
+    (r'^(?P<a>-?\d+) - (?P<b>\d+) = (?P<c>-?\d+)\.$', ['Taking {b} from {a} leaves {c}.', '{a} minus {b} is {c}.']),
+    (r'^Getting (?P<b>\d+) more gives (?P<e>.+ = (?P<y>[\d.-]+)) (?P<t>\w+)\.$',
+     ['With {b} more, that is {e} {t}.', '{e}, so there are {y} {t} now.']),
+    (r'^Giving away (?P<b>\d+) leaves (?P<e>.+ = (?P<y>[\d.-]+)) (?P<t>\w+)\.$',
+     ['After giving away {b}, {e} {t} are left.', '{e}, so {y} {t} remain.']),
+    (r'^(?P<k>\d+) boxes of (?P<b>\d+) is (?P<e1>.+?) (?P<t>\w+), so (?P<n>\w+) has (?P<e2>.+) \w+\.$',
+     ['The boxes hold {e1} {t}, so {n} now has {e2} {t}.', 'That is {e1} {t} in the boxes, and {e2} {t} in all.']),
+    (r'^(?P<v>Doubles|Triples) means (?P<e>.+) (?P<t>\w+)\.$', ['{v} gives {e} {t}.', 'Multiplying: {e} {t}.']),
+    (r'^Splitting into (?P<k>\d+) piles gives (?P<e>.+ = (?P<y>[\d.-]+)) (?P<t>\w+) in the pile (?P<n>\w+) keeps\.$',
+     ['{e}, so the pile {n} keeps has {y} {t}.', 'Each of the {k} piles has {e} {t}, and {n} keeps one.'])]]
+
+def reword(step:str, rng:random.Random)->str:
+    "`step` in one of its equivalent phrasings (the same facts), picked by `rng`; a sentence no rule knows stays as it is"
+    for pat, alts in _SAY:
+        if m := pat.match(step): return rng.choice([step] + [a.format(**m.groupdict()) for a in alts])
+    return step
+
+def _steps(s:Solution, info:dict, rng)->list:
+    "The solution's steps, reworded when the request samples"
+    return [reword(x, rng) for x in s.steps] if info.get('sampled') else s.steps
+
 # %% ../nbs/10_scripted.ipynb #bfa53420
 def _gold_kind(gold:str)->tuple:
     "`(answer, kind)` for a gold answer given in a prompt's hint (MAPD's StrategyQA hint reads `false.\\t<facts>`)"
@@ -316,6 +367,7 @@ def _cut(text:str, max_tokens:int)->tuple:
 async def _acomplete(self:ScriptedTeacher, r:Request)->Completion:
     "Recognise the prompt and answer it"
     info, rng = identify(r.text), self.rng(r)
+    info['sampled'] = bool(r.temperature)
     text = getattr(self, f'_{info["kind"].replace("-", "_")}')(info, rng)
     text, finish = _cut(text, r.max_tokens)
     return Completion(text, finish, approx_tokens(' '.join(m['content'] for m in r.messages) if r.messages else r.prompt),
@@ -331,7 +383,7 @@ def _zs_cot(self:ScriptedTeacher, info:dict, rng)->str:
     s = self.solution(info['question'])
     if s is None: return ' ' + _UNSURE.format(rng.randint(0, 100))
     s, _ = draft(s, self.persona, rng)
-    return ' ' + ' '.join(s.steps + [f'So the answer is {s.answer}.'])
+    return ' ' + ' '.join(_steps(s, info, rng) + [f'So the answer is {s.answer}.'])
 
 def _zs_cot_answer(self:ScriptedTeacher, info:dict, rng)->str:
     "Zero-shot-CoT step 2: read the answer off the reasoning"
@@ -346,8 +398,8 @@ def _rationale(self:ScriptedTeacher, info:dict, rng)->str:
     if s is None: return _UNSURE.format(rng.randint(0, 100))
     s, _ = draft(s, self.persona, rng)
     if info.get('style') == 'strategyqa':
-        return f'{"True" if s.answer == "yes" else "False"}. ' + ' '.join(s.steps)
-    return s.text()
+        return f'{"True" if s.answer == "yes" else "False"}. ' + ' '.join(_steps(s, info, rng))
+    return replace(s, steps=_steps(s, info, rng)).text()
 
 ScriptedTeacher._zs_cot, ScriptedTeacher._zs_cot_answer, ScriptedTeacher._rationale = _zs_cot, _zs_cot_answer, _rationale
 
@@ -373,9 +425,9 @@ def _tailored(self:ScriptedTeacher, info:dict, rng)->str:
     "Learn-to-Reason: a corrected rationale that starts from the student's first wrong step"
     s, wrong, gold = self._diagnose(info, rng)
     head = f'Your reasoning goes wrong at "{wrong}".' if wrong else 'Your steps are fine until the conclusion, which is wrong.'
-    if s is None: return f'{head} Therefore, the answer is {gold}.'
+    if s is None: return f'{head} {SOLUTION_MARK} Therefore, the answer is {gold}.'
     s, _ = draft(s, self.persona, rng)
-    return f'{head} Let\'s solve it again. ' + s.text()
+    return f'{head} {SOLUTION_MARK} ' + replace(s, steps=_steps(s, info, rng)).text()
 
 ScriptedTeacher._diagnose, ScriptedTeacher._feedback, ScriptedTeacher._tailored = _diagnose, _feedback, _tailored
 

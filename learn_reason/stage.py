@@ -25,8 +25,8 @@ from .local_teacher import LocalTeacher
 from .batch import abatch
 
 # %% auto #0
-__all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'row_key', 'plan',
-           'Rows', 'StageResult', 'default_out', 'astage', 'stage']
+__all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'row_key',
+           'input_key', 'plan', 'Rows', 'StageResult', 'default_out', 'astage', 'stage']
 
 # %% ../nbs/14_stage.ipynb #f5055d35
 _SERVERS = {}
@@ -84,7 +84,9 @@ KEY = ('dataset', 'split', 'id', 'teacher', 'prompt', 'sample', 'input')
 
 def row_key(row:dict)->tuple: return tuple(row.get(k, '') for k in KEY)
 
-def _input_key(text:str)->str: return hashlib.sha256(text.encode()).hexdigest()[:12] if text.strip('|') else ''
+def input_key(author:str, text:str)->str:
+    "The `input` column of a row made from another row's text (`author`: the teacher who wrote it, if any)"
+    return hashlib.sha256(f'{author}|{text}'.encode()).hexdigest()[:12] if text or author else ''
 
 def _prompt(kind:str, e, inp:dict, dataset:str, temperature:float|None)->P.Prompt:
     "The prompt of `kind` for example `e` (and input `inp`)"
@@ -106,14 +108,16 @@ def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, t
     if kind in ('feedback', 'tailored', 'review'):
         if not inputs: raise UserError(f'the {kind} prompt needs inputs: rows with an id and an {"rationale" if kind == "review" else "attempt"}')
         field_ = 'rationale' if kind == 'review' else 'attempt'
-        inputs = [{**i, field_: i.get(field_) or i.get('text')} for i in inputs]  # a rationale stage's own rows (`text`) serve too
-        items = [(by_id[i['id']], i) for i in inputs if i.get('id') in by_id and i.get(field_) and not (kind == 'review' and i.get('teacher') == t.name)]
+        inputs = [{**i, field_: i.get(field_, i.get('text'))} for i in inputs]  # a rationale stage's own rows (`text`) serve too
+        # an empty attempt is still a mistake to explain (a student that wrote nothing); an empty rationale has nothing to review
+        items = [(by_id[i['id']], i) for i in inputs if i.get('id') in by_id and isinstance(i.get(field_), str)
+                 and (i[field_] or kind != 'review') and not (kind == 'review' and i.get('teacher') == t.name)]
     else: items = [(e, {}) for e in exs]
     for e, inp in items:
         text = inp.get('rationale') or inp.get('attempt') or ''  # the input is part of the key (with its author: two teachers may write the same text)
         p = _prompt(kind, e, inp, dataset, temperature)
         for s in range(samples):
-            row = dict(dataset=dataset, split=split, id=e.id, teacher=t.name, prompt=kind, sample=s, input=_input_key(f"{inp.get('teacher', '')}|{text}"),
+            row = dict(dataset=dataset, split=split, id=e.id, teacher=t.name, prompt=kind, sample=s, input=input_key(inp.get('teacher', ''), text),
                        question=e.question, gold=e.answer, **({'of': inp['teacher']} if kind == 'review' and inp.get('teacher') else {}))
             out.append((row, t.request(p, sample=s, dataset=dataset, id=e.id)))
     return out
@@ -213,10 +217,12 @@ def default_out(dataset:str, split:str, kind:str, teacher)->Path:
 async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  dataset:str, split:str='train', prompt:str='zs-cot', samples:int=1, temperature:float|None=None,
                  limit:int|None=None, out=None, budget:float|None=None, dry_run:bool=False, batch:bool=False,
-                 inputs:list|None=None, cache:Cache|None=None, progress:bool=True, **load_kw)->StageResult:
+                 inputs:list|None=None, cache:Cache|None=None, progress:bool=True,
+                 examples:list|None=None, # these `Example`s instead of loading the split (e.g. only the questions a student got wrong)
+                 **load_kw)->StageResult:
     "Run teacher stage `prompt` over `dataset`/`split`, resuming whatever `out` already holds"
     name = spec(dataset).name
-    exs = load(name, split, limit=limit, **load_kw)
+    exs = examples if examples is not None else load(name, split, limit=limit, **load_kw)
     t = get_teacher(teacher, [(e, name) for e in exs]) if isinstance(teacher, (str, type(None))) else teacher
     out = Path(out) if out else default_out(name, split, prompt, teacher if isinstance(teacher, str) else t)
     cache = cache if cache is not None else Cache()

@@ -50,8 +50,9 @@ def _tiny_configs(tok)->dict:
     from transformers import GPT2Config, T5Config, LlamaConfig
     ids = dict(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
     return {
-        'tiny-gpt2': GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=256, n_layer=4, n_head=4, **ids),
-        'tiny-t5': T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=4,
+        'tiny-gpt2': GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=256, n_layer=4, n_head=4,
+                                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids),
+        'tiny-t5': T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=4, dropout_rate=0.0,
                             decoder_start_token_id=tok.pad_token_id, **ids),
         'tiny-llama': LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                                   num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,

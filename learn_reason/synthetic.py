@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['NAMES', 'PLAYERS', 'GENERATORS', 'coin_flip', 'last_letters', 'tracking_shuffled_objects', 'arithmetic', 'generate']
+__all__ = ['NAMES', 'PLAYERS', 'GENERATORS', 'coin_flip', 'last_letters', 'tracking_shuffled_objects', 'arithmetic',
+           'running_total', 'generate']
 
 # %% ../nbs/01_synthetic.ipynb #9fb6ec46
 NAMES = ('Whitney Erika Benito Lucky Mireya Kristian Dallas Sherrie Ka Tj Jj Kc Elena Omar Priya Kenji Amara Lars '
@@ -154,12 +155,32 @@ def arithmetic(n:int=1000, # number of examples
                         meta=dict(generator='arithmetic', steps=steps, digits=digits, seed=seed)))
     return out
 
+# %% ../nbs/01_synthetic.ipynb #c58ccd18
+def running_total(n:int=1000, # number of examples
+                  steps:int=4, # additions and subtractions after the start
+                  digits:int=1, # digits of each number
+                  seed:int=0, # random seed
+                 )->list:
+    "Running totals with one exact addition or subtraction per rationale sentence"
+    rng, out, hi = _rng(seed), [], 10**digits
+    for _ in range(n):
+        x = int(rng.randint(1, hi)); qs, rs = [f'Start with {x}.'], []
+        for _ in range(steps):
+            b = int(rng.randint(1, hi))
+            if rng.randint(2) or x - b < 0: qs.append(f'Add {b}.'); rs.append(f'{x} + {b} = {x + b}.'); x += b
+            else: qs.append(f'Take away {b}.'); rs.append(f'{x} - {b} = {x - b}.'); x -= b
+        qs.append('What is the result?'); rs.append(f'The answer is {x}.')
+        out.append(dict(question=' '.join(qs), answer=str(x), choices=None, rationale=' '.join(rs),
+                        meta=dict(generator='running_total', steps=steps, digits=digits, seed=seed)))
+    return out
+
 # %% ../nbs/01_synthetic.ipynb #36b58169
 GENERATORS = dict(
     coin_flip=(coin_flip, dict(n=500, flips=4)),
     last_letter_concatenation=(last_letters, dict(n=500, names=4)),
     tracking_shuffled_objects=(tracking_shuffled_objects, dict(n=750, objects=3)),
     arithmetic=(arithmetic, dict(n=1000, steps=3, digits=2)),
+    running_total=(running_total, dict(n=1000, steps=4, digits=1)),
 )
 
 def generate(name:str, # a key of `GENERATORS`

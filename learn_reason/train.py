@@ -94,16 +94,17 @@ def _part(fs:list, pad_id:int, pad_to:int|None=None)->dict:
 
 class Collator:
     "Pads each part of a batch to its longest sequence (or to `pad_to`); draws each example's positive and negative"
-    def __init__(self, pad_id:int, seed:int=0, pad_to:int|None=None): self.pad_id, self.rng, self.pad_to = pad_id, random.Random(seed), pad_to
+    def __init__(self, pad_id:int, seed:int=0, pad_to:int|None=None): self.pad_id, self.seed, self.pad_to = pad_id, seed, pad_to
     def __call__(self, fs:list)->dict:
         b = dict(main=_part(fs, self.pad_id, self.pad_to))
         if 'fb' in fs[0]: b['fb'] = _part([f['fb'] for f in fs], self.pad_id, self.pad_to)
         if 'pos' in fs[0]:
             has = [i for i, f in enumerate(fs) if f['pos'] and f['neg']]
-            if has:
+            if has:  # drawn from the batch itself, so a run resumed from a checkpoint draws what it drew before
+                rng = random.Random(f'{self.seed}|' + '|'.join(f"{f['group']}:{len(f['input_ids'])}" for f in fs))
                 b['triplet'] = has
-                b['pos'] = _part([self.rng.choice(fs[i]['pos']) for i in has], self.pad_id)
-                b['neg'] = _part([self.rng.choice(fs[i]['neg']) for i in has], self.pad_id)
+                b['pos'] = _part([rng.choice(fs[i]['pos']) for i in has], self.pad_id)
+                b['neg'] = _part([rng.choice(fs[i]['neg']) for i in has], self.pad_id)
         return b
 
 # %% ../nbs/18_train.ipynb #0abead2a
@@ -268,10 +269,11 @@ def _tokens(f:dict, seq2seq:bool)->int: return len(f['input_ids']) + (len(f['lab
 def _result(out:Path, d:dict)->TrainResult:
     return TrainResult(out, out/'final', d['examples'], d['truncated'], read_metrics(out), d.get('train_tokens', 0), d.get('seconds', 0.0), d.get('loss', []))
 
-# %% ../nbs/18_train.ipynb #9a8007ce
-def train(student:str|Student, # a student name or folder (loaded fresh), or a loaded `Student`
+# %% ../nbs/18_train.ipynb #f0366ee4
+def train(student:str|Student|None, # a student name or folder (loaded fresh), or a loaded `Student` (default: the `student` setting)
           rows:list, # training rows (`id`, `question`, `answer`, `rationale`; `attempt`/`feedback` for MAPD)
-          fmt:str|Format='ft_cot_token', out=None, # the stage folder (default: runs_dir/train/<hash>)
+          fmt:str|Format='ft_cot_token', out=None, # the stage folder (default: `store`/<hash of the configuration>)
+          store=None, # where stage folders are named by their configuration (default: runs_dir/train)
           recipe:str|dict='finetune_cot', # a key of `RECIPES`, or such a dict; the arguments below override it
           epochs:int|None=None, learning_rate:float|None=None, batch_size:int|None=None,
           prompt_weight:float|None=None, # default: the format's (0.1 for `l2r`)
@@ -286,6 +288,7 @@ def train(student:str|Student, # a student name or folder (loaded fresh), or a l
     "Train a student on `rows`: the student stage, cached by its folder and resumable from its last checkpoint"
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     seed = int(setting('seed', seed))
+    if not isinstance(student, Student): student = str(setting('student', student))
     if isinstance(recipe, str) and recipe not in RECIPES: raise UserError(f'unknown recipe {recipe!r}; valid: {", ".join(RECIPES)}')
     r = {**(RECIPES[recipe] if isinstance(recipe, str) else recipe), **{k: v for k, v in dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size).items() if v is not None}}
     if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
@@ -293,7 +296,7 @@ def train(student:str|Student, # a student name or folder (loaded fresh), or a l
     cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, recipe=r, student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),
                cl_ratio=cl_ratio, margin=margin, alpha=feedback_alpha, lora=lora, seed=seed, shots=shots, max_prompt=max_prompt,
                max_target=max_target, evals=[e.id for e in eval_examples or []], eval_kw=eval_kw, group=group_by_length, pad_to=pad_to)
-    out = Path(out or Path(setting('runs_dir'))/'train'/_config_hash(**cfg))
+    out = Path(out or Path(store or Path(setting('runs_dir'))/'train')/_config_hash(**cfg))
     state = json.loads((out/'train.json').read_text()) if (out/'train.json').is_file() else {}
     if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
     if state.get('config') not in (None, cfg): raise UserError(f'{out} holds a training stage with another configuration; use another folder')

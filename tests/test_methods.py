@@ -1,0 +1,62 @@
+"The methods end to end: MAPD's released data replayed through the pipeline, and a method run killed and resumed."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+from conftest import BIN
+from test_teacher import serve, stats, hold, local   # the loopback server fixture and its controls
+
+pytest.importorskip('torch')
+
+
+def test_mapd_replay_accepts_what_the_paper_accepted(reference, tmp_path):
+    "MAPD's SVAMP mistakes and its three teachers' recorded feedback, rationales and reviews, through our stages"
+    from learn_reason.mapd import mapd_replay
+    r = mapd_replay(epochs=1, test_limit=8, max_new=32, batch_size=32, out=str(tmp_path/'replay'))
+    one = r.rounds[1]
+    assert one['accepted'] == dict(gpt=286, gemini=221, mistral=319)
+    assert (one['mistakes'], one['questions_with_accepted'], one['train_rows']) == (387, 365, 365)
+    assert 'best_strict' in one and r.rounds[0]['test_questions'] <= 8
+
+
+SCRIPT = '''
+import sys, torch; torch.set_num_threads(1)
+from learn_reason.learn_to_reason import learn_to_reason
+r = learn_to_reason('coin_flip', rounds=1, teacher='local', source='synthetic', data=dict(n=80), test_limit=8, epochs=2,
+                    round_epochs=1, exam_samples=2, max_new=40, out=sys.argv[1])
+'''
+
+
+def _scores(out:Path)->list:
+    "Each round's results, without where its files are"
+    return [{k: v for k, v in r.items() if k != 'train_dir'} for r in json.loads((out/'results.json').read_text())['rounds']]
+
+
+def test_a_method_run_killed_anywhere_resumes_to_the_same_results(serve, env, tmp_path):
+    port, script = serve(), tmp_path/'run.py'
+    script.write_text(SCRIPT)
+    e = {**local(env, port), 'OMP_NUM_THREADS': '1', 'TRANSFORMERS_VERBOSITY': 'error'}
+    out, cmd = tmp_path/'runs'/'l2r', [sys.executable, str(script), str(tmp_path/'runs'/'l2r')]
+
+    def kill_when(ready):
+        p = subprocess.Popen(cmd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while not ready():
+            assert p.poll() is None and time.time() - t0 < 600, 'the run ended before it could be killed'
+            time.sleep(0.05)
+        hold(port, True); time.sleep(0.5)   # no teacher answer in flight, unread, at the kill
+        p.send_signal(signal.SIGKILL); p.wait(); hold(port, False)
+
+    train_dirs = lambda: list((tmp_path/'runs'/'train').glob('*/checkpoints/checkpoint-*/trainer_state.json'))
+    kill_when(lambda: bool(train_dirs()))                                          # in round 0's training, after epoch 1
+    kill_when(lambda: (out/'r1'/'exam.jsonl').is_file() and (out/'r1'/'exam.jsonl').stat().st_size > 0)   # in round 1's exam
+    r = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = stats(port)
+    assert s['duplicates'] == 0 and s['requests'] == s['distinct'] + s['abandoned'], s   # no teacher answer paid for twice
+
+    port2 = serve()   # the same run never interrupted: fresh server, cache and folders
+    clean = {**local(env, port2), 'OMP_NUM_THREADS': '1', 'LEARN_REASON_CACHE_DIR': str(tmp_path/'cache2')}
+    r = subprocess.run([sys.executable, str(script), str(tmp_path/'clean'/'l2r')], env=clean, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _scores(out) == _scores(tmp_path/'clean'/'l2r')
+    assert _scores(out)[1]['mistakes'] > 0 and _scores(out)[1]['train_rows'] > 0
