@@ -18,7 +18,8 @@ from .cache import Cache
 # %% auto #0
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
            'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
-           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'parser', 'main']
+           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'parser',
+           'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -224,6 +225,24 @@ def cmd_student_fetch(a):
     if a.name not in ALIASES: raise UserError(f'only {", ".join(sorted(ALIASES))} can be fetched this way; load any other model by hub id or folder')
     print(smollm2_folder())
 
+# %% ../nbs/99_cli.ipynb #9b383410
+def _literal(v:str):
+    "A command-line value as a Python literal where it is one (`2`, `0.5`, `['a']`, `None`), else the string"
+    import ast
+    try: return ast.literal_eval(v)
+    except (ValueError, SyntaxError): return v
+
+def cmd_method(a):
+    "Run a method configuration given as NAME=VALUE parameters; print each round as a JSON line"
+    from learn_reason.pipeline import run, make_config
+    bad = [p for p in a.params if '=' not in p]
+    if bad: raise UserError(f'parameters are NAME=VALUE, got {bad[0]!r} (e.g. learn-reason method methods=learn_to_reason rounds=2)')
+    params = {k.replace('-', '_'): _literal(v) for k, v in (p.split('=', 1) for p in a.params)}
+    r = run(make_config(**params), progress=not a.quiet)
+    for row in r.rounds: print(json.dumps(row, default=str))
+    if r.baselines: print(json.dumps(dict(baselines=r.baselines)))
+    print(f'results: {r.out/"results.json"}', file=sys.stderr)
+
 # %% ../nbs/99_cli.ipynb #fe68bb67
 def _teacher_parser(sub):
     "`learn-reason teacher serve|run|cache`"
@@ -308,6 +327,9 @@ def parser()->argparse.ArgumentParser:
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
     _teacher_parser(sub)
     _student_parser(sub)
+    m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see learn_reason.pipeline.Config)')
+    m.add_argument('params', nargs='*', help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')
+    m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     return p
 

@@ -118,13 +118,18 @@ def _teacher(c:Config, exs:list, committee:bool=False):
     if committee and not isinstance(t, Committee): raise ConfigError(f'parameter committee: {c.committee!r} is one teacher; peer review needs a committee')
     return t
 
-# %% ../nbs/19_pipeline.ipynb #5e4712f0
+# %% ../nbs/19_pipeline.ipynb #0dfe9c4a
+def _ordered(rows:list, exs:list)->list:
+    "Stage rows in a fixed order (by question, then teacher, sample and input), whatever order their answers arrived in"
+    pos = {e.id: i for i, e in enumerate(exs)}
+    return sorted(rows, key=lambda r: (pos.get(r['id'], len(pos)), r['id'], r.get('teacher', ''), r.get('sample', 0), r.get('input', '')))
+
 def teacher_set(c:Config, exs:list, out:Path, progress:bool=False)->list:
-    "The round-0 teacher's Zero-shot-CoT rows for `exs` (D samples a question with `diverse`)"
+    "The round-0 teacher's Zero-shot-CoT rows for `exs` (D samples a question with `diverse`), in question order"
     d = c.diverse if 'diverse' in flags(c) else 1
     res = stage(_teacher(c, exs), c.dataset, 'train', 'zs-cot', samples=d, examples=exs, out=out/'teacher.jsonl', progress=progress)
     _complete(res)
-    return [json.loads(l) for l in (out/'teacher.jsonl').read_text().splitlines() if l.strip()]
+    return _ordered(_rows(out/'teacher.jsonl'), exs)
 
 def _complete(res):
     if res.stopped or not res.complete: raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')
@@ -168,7 +173,7 @@ def mistake_rationales(c:Config, wrong:list, exs:list, out:Path, progress:bool=F
                     out=out/'rationales.jsonl', progress=progress)
     _complete(res)
     return [dict(id=r['id'], teacher=r['teacher'], rationale=tailored_solution(r['text']) if r['prompt'] == 'tailored' else r['text'].strip(),
-                 correct=bool(r.get('strict_correct'))) for r in _rows(out/'rationales.jsonl')]
+                 correct=bool(r.get('strict_correct'))) for r in _ordered(_rows(out/'rationales.jsonl'), exs)]
 
 def peer_review(c:Config, rats:list, exs:list, out:Path, progress:bool=False)->list:
     "`rats` with each one's reviewer `scores` and whether it is `accepted` (mean of valid scores > threshold)"
@@ -194,7 +199,11 @@ def feedback(c:Config, wrong:list, exs:list, out:Path, progress:bool=False)->dic
         if (k := (r['id'], r['input'])) in key: fb[key[k]][r['teacher']] = r['text'].strip()
     return fb
 
-# %% ../nbs/19_pipeline.ipynb #5e8184e3
+# %% ../nbs/19_pipeline.ipynb #3c48fe0f
+def _is(name:str, who:str)->bool:
+    "Is teacher `name` (`served:scripted:hasty,wrong_step=0.4`, `gpt`) the member called `who` (`hasty`, `gpt`)?"
+    return who in (name, name.split(':')[-1].split(',')[0])
+
 def round_rows(c:Config, wrong:list, rats:list, fb:dict|None, exs:list, rng:random.Random)->tuple:
     "`(training rows, negatives or None)` for a round"
     q = {e.id: e for e in exs}
@@ -206,11 +215,11 @@ def round_rows(c:Config, wrong:list, rats:list, fb:dict|None, exs:list, rng:rand
         rows = [dict(id=r['id'], question=q[r['id']].question, answer=q[r['id']].answer, rationale=r['rationale'], teacher=r['teacher']) for r in ok]
         return rows, (dict(negatives) if 'self_reflection' in flags(c) else None)
     by_q = defaultdict(list)
-    for r in (ok if c.feedback_teacher == 'mixed' else [r for r in rats if r['teacher'].endswith(c.feedback_teacher)]): by_q[r['id']].append(r)
+    for r in (ok if c.feedback_teacher == 'mixed' else [r for r in rats if _is(r['teacher'], c.feedback_teacher)]): by_q[r['id']].append(r)
     rows = []
     for w in wrong:
         fbs, cands = fb.get((w['id'], w['attempt']), {}), by_q.get(w['id'], [])
-        if c.feedback_teacher != 'mixed': fbs = {k: v for k, v in fbs.items() if k.endswith(c.feedback_teacher)}
+        if c.feedback_teacher != 'mixed': fbs = {k: v for k, v in fbs.items() if _is(k, c.feedback_teacher)}
         if not fbs or not cands: continue  # MAPD drops a mistake that lacks either part
         r = rng.choice(cands)
         rows.append(dict(id=w['id'], question=w['question'], answer=q[w['id']].answer, rationale=r['rationale'], teacher=r['teacher'],

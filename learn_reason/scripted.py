@@ -337,7 +337,9 @@ class ScriptedTeacher(Teacher):
                  seed:int=0, concurrency:int=64, **rates):
         p = PERSONAS[persona] if isinstance(persona, str) else persona
         self.persona = replace(p, **rates)
-        self.name, self.model = f'scripted:{self.persona.name}', f'scripted-{self.persona.name}'
+        # changed rates make another teacher: its model name says so, so the cache never serves one's answers as the other's
+        tag = ''.join(f',{k}={v:g}' for k, v in sorted(rates.items()))
+        self.name, self.model = f'scripted:{self.persona.name}{tag}', f'scripted-{self.persona.name}{tag}'
         self.seed, self.concurrency, self.max_retries, self.timeout = seed, concurrency, 2, 30.0
         self.known = {}
         self.learn(examples or [])

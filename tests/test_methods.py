@@ -60,3 +60,14 @@ def test_a_method_run_killed_anywhere_resumes_to_the_same_results(serve, env, tm
     assert r.returncode == 0, r.stderr[-3000:]
     assert _scores(out) == _scores(tmp_path/'clean'/'l2r')
     assert _scores(out)[1]['mistakes'] > 0 and _scores(out)[1]['train_rows'] > 0
+
+
+def test_bad_method_parameters_are_one_line(env):
+    from conftest import cli
+    for args, says in [(['diverse=0'], 'parameter diverse: expected a whole number >= 1, got 0'),
+                       (['dataset=gsm9k'], 'parameter dataset: expected one of'),
+                       (['epochs=five'], "parameter epochs: expected a whole number >= 1, got 'five'"),
+                       (['round=2'], "unknown parameter 'round'"),
+                       (['methods=mapdd'], 'parameter methods: expected presets finetune_cot')]:
+        r = cli('method', *args, env=env)
+        assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
