@@ -41,13 +41,14 @@ class OpenAITeacher(Teacher):
         self.timeout = float(teacher_setting(name, 'timeout', timeout, 120))
         self.max_retries = int(teacher_setting(name, 'max_retries', max_retries, 6))
         self._key = os.environ.get(self.key_env) or ('no-key' if _local(self.base_url) else None)
-        if not self._key: raise TeacherError(f'no API key for teacher {name!r}: set the environment variable {self.key_env}')
         self._clients = {}
 
     def _client(self)->openai.AsyncOpenAI:
         "One client per event loop (an async HTTP client belongs to the loop it was made in), on the aiohttp transport"
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
+            # checked here, not when the teacher is made: a dry run prices requests without a key
+            if not self._key: raise TeacherError(f'no API key for teacher {self.name!r}: set the environment variable {self.key_env}')
             try: http = openai.DefaultAioHttpClient(timeout=self.timeout)
             except RuntimeError: http = None  # the openai client without its aiohttp extra: its default transport
             self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout, http_client=http)}
