@@ -6,7 +6,8 @@ Docs: https://learn-reason.github.io/learn_reason/train.html.md"""
 
 # %% ../nbs/18_train.ipynb #782be9d0
 from __future__ import annotations
-import hashlib, json, math, random, shutil, time
+import hashlib, json, math, os, random, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .config import setting, UserError
@@ -297,11 +298,23 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
                cl_ratio=cl_ratio, margin=margin, alpha=feedback_alpha, lora=lora, seed=seed, shots=shots, max_prompt=max_prompt,
                max_target=max_target, evals=[e.id for e in eval_examples or []], eval_kw=eval_kw, group=group_by_length, pad_to=pad_to)
     out = Path(out or Path(store or Path(setting('runs_dir'))/'train')/_config_hash(**cfg))
-    state = json.loads((out/'train.json').read_text()) if (out/'train.json').is_file() else {}
-    if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
-    if state.get('config') not in (None, cfg): raise UserError(f'{out} holds a training stage with another configuration; use another folder')
-    return _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, feedback_alpha, eval_examples,
-                  eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to, progress)
+    with _stage_lock(out):  # two processes asking for one stage (parallel sweep cells): the second waits, then finds it done
+        state = json.loads((out/'train.json').read_text()) if (out/'train.json').is_file() else {}
+        if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
+        if state.get('config') not in (None, cfg): raise UserError(f'{out} holds a training stage with another configuration; use another folder')
+        return _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, feedback_alpha, eval_examples,
+                      eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to, progress)
+
+@contextmanager
+def _stage_lock(out:Path):
+    "An exclusive lock on a stage folder, held while it trains; none inside a distributed job (its ranks share the stage)"
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 or os.name != 'posix': yield; return
+    import fcntl
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out/'.lock', 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/18_train.ipynb #e30545fa
 def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, alpha, eval_examples, eval_kw,
