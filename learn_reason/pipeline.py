@@ -45,7 +45,8 @@ class Config:
     student:str|None=None         # default: the `student` setting
     format:str='ft_cot_token'     # the student's format (one format across methods keeps them comparable)
     diverse:int=8                 # D, rationales a question when `diverse` is on
-    filter:str='answer'           # round 0, and rounds without peer review: 'answer' (Fine-tune-CoT's filter) or 'none'
+    filter:str='answer'           # round 0's rationales: 'answer' (Fine-tune-CoT's filter) or 'none'
+    round_filter:str|None=None    # later rounds without peer review: 'answer' or 'none' (default: `filter`)
     rounds:int|None=None          # rounds after round 0 (default: 2 with round flags, else 0)
     exam_samples:int=4            # Learn-to-Reason's exam: 4 samples a question
     exam_temperature:float=1.0    # its HF default; MAPD sampled at 0.3 with top-p 0.9
@@ -83,7 +84,8 @@ def make_config(**params)->Config:
         v = getattr(c, n); _check(isinstance(v, (int, float)) and not isinstance(v, bool), n, 'a number', v)
     _check(0 <= c.alpha <= 1, 'alpha', 'a number from 0 to 1', c.alpha)
     _check(c.rounds is None or isinstance(c.rounds, int) and c.rounds >= 0, 'rounds', 'a whole number >= 0', c.rounds)
-    _check(c.filter in ('answer', 'none'), 'filter', "'answer' or 'none'", c.filter)
+    for n in ('filter', 'round_filter'):
+        v = getattr(c, n); _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
     _check(c.format in FORMATS and FORMATS[c.format].trains, 'format', f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', c.format)
     _check(c.recipe in RECIPES, 'recipe', f'one of {", ".join(RECIPES)}', c.recipe)
     _check(all(b in ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot') for b in c.baselines), 'baselines', "'vanilla', 'zero_shot', 'zero_shot_cot' or 'few_shot_cot'", c.baselines)
@@ -207,7 +209,7 @@ def _is(name:str, who:str)->bool:
 def round_rows(c:Config, wrong:list, rats:list, fb:dict|None, exs:list, rng:random.Random)->tuple:
     "`(training rows, negatives or None)` for a round"
     q = {e.id: e for e in exs}
-    ok = [r for r in rats if (r['accepted'] if 'peer_review' in flags(c) else (c.filter == 'none' or r['correct']))]
+    ok = [r for r in rats if (r['accepted'] if 'peer_review' in flags(c) else ((c.round_filter or c.filter) == 'none' or r['correct']))]
     negatives = defaultdict(list)
     for w in wrong:
         if w['attempt'].strip(): negatives[w['id']].append(w['attempt'])

@@ -18,7 +18,7 @@ __all__ = ['TASK', 'NOISY', 'CHECKS', 'experiments', 'run_testbed', 'claims']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
 TASK = dict(dataset='running_total', source='synthetic', data=dict(n=1000, steps=2), test_limit=200, student='tiny-gpt2',
-            learning_rate=3e-4, batch_size=16, epochs=10, round_epochs=3, max_new=40)
+            learning_rate=3e-4, batch_size=8, epochs=10, round_epochs=3, max_new=40)
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
 
@@ -26,11 +26,11 @@ def experiments(seed:int)->dict:
     "`{name: run parameters}` for one seed; `ftcot` runs first (the others share its round 0)"
     base = dict(TASK, seed=seed)
     return dict(ftcot=dict(base, methods=['finetune_cot'], baselines=['vanilla']),
-                diverse8=dict(base, methods=['diverse'], diverse=8),
+                diverse8=dict(base, methods=['diverse'], diverse=8, epochs=2),
                 l2r=dict(base, methods=['learn_to_reason'], rounds=2),
                 l2r_no_sr=dict(base, methods=['tailored'], rounds=2),
                 mapd_review=dict(base, methods=['mapd'], committee=NOISY, rounds=1),
-                mapd_no_review=dict(base, methods=['feedback'], committee=NOISY, filter='none', rounds=1))
+                mapd_no_review=dict(base, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1))
 
 # %% ../nbs/23_testbed.ipynb #74e2063b
 def _job(name:str, params:dict, root:str)->tuple:
