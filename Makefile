@@ -27,12 +27,12 @@ TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NU
 .PHONY: help install demo test sync nbtest pytest docs readme lab bench clean
 
 help:
-	@echo "make demo    create .venv if missing, then run the offline default (gold-rationale scoring table)"
+	@echo "make demo    create .venv if missing, then run the offline sweep (papers_repro/sweeps/demo.yaml) and write its report"
 	@echo "make test    create .venv if missing, then notebook tests, the sync check and pytest"
 	@echo "make docs    build the documentation site into _docs/ (offline, no Quarto needed)"
 	@echo "make readme  regenerate README.md from nbs/index.ipynb"
-	@echo "make lab     JupyterLab on the project's kernel"
-	@echo "make bench   teacher and student benchmarks (bench/results.json)"
+	@echo "make lab     JupyterLab on the project's kernel (nbs/ and papers_repro/)"
+	@echo "make bench   teacher, student and demo-sweep benchmarks (bench/results.json)"
 
 install: $(STAMP)
 
@@ -43,8 +43,11 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 	@echo "installed into $(VENV); Jupyter kernel '$(KERNEL)' registered"
 
+# The offline testbed's sweep: all three methods, every figure, table and sample study, then runs/demo/report.html.
+# Finished cells are kept, so a second `make demo` only redraws; `rm -rf runs/demo` starts it over.
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(REFERENCE_ENV) $(BIN)/learn-reason demo
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error OMP_NUM_THREADS=1 \
+		$(BIN)/learn-reason repro papers_repro/sweeps/demo.yaml --resume
 
 # The library must be what nbdev-export makes of the notebooks, the notebooks must be clean, and README.md must be
 # what nbs/index.ipynb renders to. The check runs all three in place, compares, and puts every file back as it was.
@@ -69,7 +72,7 @@ readme: $(STAMP)
 	$(TEST_ENV) $(BIN)/learn-reason readme
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _proc _docs _exec .pytest_cache
@@ -77,3 +80,4 @@ clean:
 bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python bench/teacher.py
 	$(TEST_ENV) $(BIN)/python bench/student.py
+	$(TEST_ENV) $(BIN)/python bench/demo.py

@@ -18,8 +18,8 @@ from .cache import Cache
 # %% auto #0
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
            'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
-           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'parser',
-           'main']
+           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
+           'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -243,6 +243,18 @@ def cmd_method(a):
     if r.baselines: print(json.dumps(dict(baselines=r.baselines)))
     print(f'results: {r.out/"results.json"}', file=sys.stderr)
 
+# %% ../nbs/99_cli.ipynb #c0ffee24
+def cmd_repro(a):
+    "Run a sweep spec through papermill (or price it with --dry-run); exit 1 when a cell failed"
+    from learn_reason.repro import sweep, dry_run
+    if a.dry_run: dry_run(a.spec, only=a.only, root=a.root); return 0
+    r = sweep(a.spec, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads, root=a.root, progress=not a.quiet)
+    ran = [c for c in r.cells if not c.get('skipped')]
+    print(f"{r.name}: {len(r.cells)} cells, {len(ran)} run, {len(r.cells) - len(ran)} already finished, {len(r.failed)} failed")
+    for c in r.failed: print(f"  failed: {c['cell']}: {c.get('error')}\n          notebook: {c['notebook']}", file=sys.stderr)
+    if r.report: print(f'report: {r.report}')
+    return 1 if r.failed else 0
+
 # %% ../nbs/99_cli.ipynb #fe68bb67
 def _teacher_parser(sub):
     "`learn-reason teacher serve|run|cache`"
@@ -330,6 +342,15 @@ def parser()->argparse.ArgumentParser:
     m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see learn_reason.pipeline.Config)')
     m.add_argument('params', nargs='*', help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')
     m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
+    rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill (papers_repro/sweeps/*.yaml)')
+    rp.add_argument('spec', help='a sweep spec, e.g. papers_repro/sweeps/demo.yaml')
+    rp.add_argument('--only', help='comma-separated glob patterns over cell names, e.g. "ftcot*,mapd"')
+    rp.add_argument('--executor', default='local', choices=['local', 'ray'], help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)')
+    rp.add_argument('--resume', action='store_true', help='continue unfinished cells where they stopped (default: start them again)')
+    rp.add_argument('--dry-run', action='store_true', help="print each cell's status and teacher cost estimate; run nothing")
+    rp.add_argument('--jobs', type=int, default=2, help='cells at once (default 2)'); rp.add_argument('--threads', type=int, default=1, help='torch threads per cell')
+    rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)'); rp.add_argument('--quiet', action='store_true')
+    rp.set_defaults(func=cmd_repro)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     return p
 
