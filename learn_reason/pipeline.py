@@ -304,7 +304,10 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     "Run a method configuration (or `make_config(**params)`), resuming whatever its folder holds"
     c = c or make_config(**params)
     out = run_dir(c); out.mkdir(parents=True, exist_ok=True)
-    (out/'config.json').write_text(json.dumps(asdict(c), indent=1, default=str))
+    cfg = json.loads(json.dumps(asdict(c), default=str))
+    if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its stages' rows would mix with ours
+        raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
+    (out/'config.json').write_text(json.dumps(cfg, indent=1))
     recorded = recorded_mistakes(c) if c.mistakes else None
     if recorded:  # MAPD's recorded mistakes: no round 0, and no test question that is also a recorded one
         tr, te = [], [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in {x.question.strip() for x in recorded[1]}]

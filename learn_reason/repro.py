@@ -205,8 +205,9 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
     "Run one cell through papermill into `root/<cell>/`; `{cell, status, seconds, notebook, error?}`"
     import papermill as pm
     root = Path(root); d = root/c.name
-    if status(d, c) == 'finished': return dict(json.loads((d/'done.json').read_text()), skipped=True)
-    if d.exists() and not resume: shutil.rmtree(d)
+    st = status(d, c)
+    if st == 'finished': return dict(json.loads((d/'done.json').read_text()), skipped=True)
+    if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)  # a changed cell starts again: its old rows are another run's
     d.mkdir(parents=True, exist_ok=True)
     (d/'failed.json').unlink(missing_ok=True)
     params = _cell_params(c, d, root)
