@@ -29,7 +29,7 @@ def method_config(method:str, # a method notebook: 'finetune_cot', 'tailored_lea
                   self_reflection:bool=True, # tailored learning: the triplet loss on the student's own wrong rationales
                   review:bool=True, # MAPD: peer review of the rationales (off: every rationale is used, or as `round_filter` says)
                   **params): # any other `Config` parameter
-    "A checked `learn_reason.pipeline.Config` from a method notebook's parameters"
+    "A checked pipeline configuration from a method notebook's parameters"
     from learn_reason.pipeline import ConfigError, make_config, _check
     if method not in METHODS: raise ConfigError(f'method {method!r}: expected one of {", ".join(METHODS)}')
     d = params.get('diverse', 1)
