@@ -46,8 +46,8 @@ def _pct(x): return None if x is None else round(100 * x, 2)
 
 def method_name(cfg:dict)->str:
     "The paper's name for a run's method"
-    fs = {f for m in cfg['methods'] for f in ({'finetune_cot': (), 'learn_to_reason': ('tailored', 'self_reflection'),
-                                               'mapd': ('peer_review', 'feedback')}.get(m, (m,)))}
+    from learn_reason.pipeline import PRESETS
+    fs = {f for m in cfg['methods'] for f in PRESETS.get(m, (m,))}
     if fs & {'peer_review', 'feedback'}: return 'MAPD' + ('' if 'peer_review' in fs else ' (no review)')
     if 'tailored' in fs: return 'Learn-to-Reason' + ('' if 'self_reflection' in fs else ' (no self-reflection)')
     return 'Diverse reasoning' if 'diverse' in fs and cfg.get('diverse', 1) > 1 else 'Fine-tune-CoT'
@@ -190,6 +190,8 @@ def kernel_name()->str:
     from jupyter_client.kernelspec import find_kernel_specs
     return 'learn-reason' if 'learn-reason' in find_kernel_specs() else 'python3'
 
+def _skipped(d:Path)->dict: return dict(json.loads((Path(d)/'done.json').read_text()), skipped=True)
+
 _IN_WORKER = False  # set in the local executor's worker processes
 
 def _to_log(p:Path)->int:
@@ -206,7 +208,7 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
     import papermill as pm
     root = Path(root); d = root/c.name
     st = status(d, c)
-    if st == 'finished': return dict(json.loads((d/'done.json').read_text()), skipped=True)
+    if st == 'finished': return _skipped(d)
     if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)  # a changed cell starts again: its old rows are another run's
     d.mkdir(parents=True, exist_ok=True)
     (d/'failed.json').unlink(missing_ok=True)
@@ -297,7 +299,8 @@ def estimate(c:Cell, root)->dict:
     if k and not cfg.mistakes:
         m = len(tr) * cfg.exam_samples
         if flags(cfg) & {'peer_review', 'feedback'}:
-            n = len(_teacher(cfg, tr, True).members) if isinstance(_teacher(cfg, tr, True), Committee) else 1
+            t = _teacher(cfg, tr, True)
+            n = len(t.members) if isinstance(t, Committee) else 1
             later = k * (len(tr) * n + len(tr) * n * (n - 1) * ('peer_review' in flags(cfg)) + m * n)
         else: later = k * m
     else: later = 0
@@ -365,12 +368,12 @@ def sweep(spec, # a spec's path, or a loaded spec
         runs = [c for c in cells if c.kind == 'runs']
         todo = [c for c in runs if status(root/c.name, c) != 'finished']
         for c in runs:
-            if c not in todo: res.cells.append(dict(json.loads((root/c.name/'done.json').read_text()), skipped=True)); bar(res.cells[-1])
+            if c not in todo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
         if todo: res.cells += EXECUTORS[executor](todo, root, resume, jobs, threads, bar)
         reps = [c for c in cells if c.kind == 'reports']
         rtodo = [c for c in reps if todo or status(root/c.name, c) != 'finished']
         for c in reps:
-            if c not in rtodo: res.cells.append(dict(json.loads((root/c.name/'done.json').read_text()), skipped=True)); bar(res.cells[-1])
+            if c not in rtodo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
         for c in rtodo:
             if (root/c.name/'done.json').exists(): (root/c.name/'done.json').unlink()
         if rtodo: res.cells += EXECUTORS[executor](rtodo, root, True, jobs, threads, bar)
