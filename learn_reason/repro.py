@@ -12,9 +12,10 @@ from pathlib import Path
 from .config import setting, UserError  # torch and the pipeline load only when a cell needs them
 
 # %% auto #0
-__all__ = ['METHODS', 'BASELINE_NAMES', 'EXECUTORS', 'method_config', 'method_name', 'metric_rows', 'save_metrics', 'SpecError',
-           'Cell', 'notebook_params', 'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name',
-           'run_cell', 'estimate', 'SweepResult', 'dry_run', 'sweep']
+__all__ = ['METHODS', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config', 'method_name',
+           'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params', 'safe_name', 'inside', 'load_spec',
+           'expand', 'status', 'versions', 'teacher_usage', 'kernel_name', 'run_cell', 'estimate', 'SweepResult',
+           'dry_run', 'sweep']
 
 # %% ../nbs/24_repro.ipynb #900c23b0
 METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)', tailored_learning='tailored multi-round learning (Wang et al.)',
@@ -91,7 +92,9 @@ def _find_nb(name:str, spec_path:Path)->Path:
     "A spec's notebook: beside the spec, in its parent folder, or in the checkout's `papers_repro/`"
     from learn_reason.results import repro_dir
     for d in (spec_path.parent, spec_path.parent.parent, repro_dir()):
-        if (p := d/name).is_file(): return p.resolve()
+        try:
+            if (p := d/name).is_file(): return p.resolve()
+        except OSError: pass  # a name too long for the file system is not found either
     raise SpecError(f'{spec_path}: notebook {name!r} not found beside the spec, in {spec_path.parent.parent} or in {repro_dir()}')
 
 def notebook_params(nb:Path)->dict:
@@ -103,25 +106,79 @@ def notebook_params(nb:Path)->dict:
         except (ValueError, SyntaxError): out[k] = v['default']
     return out
 
+# %% ../nbs/24_repro.ipynb #7d3b9f40
+MAX_NAME = 200
+CELL_TAKEN, SWEEP_TAKEN = ('train', 'report.html'), ('train', 'method', 'teacher', 'testbed')
+_PLAIN = re.compile(r'[A-Za-z0-9_+=-][A-Za-z0-9._+=-]*')
+
+def safe_name(name, # a sweep's or a cell's name
+              what:str, # the message's start: the spec and the field, e.g. 'spec.yaml: runs[0].name'
+              taken=())->str: # names kept for other folders
+    "`name` when it is a plain folder name and not `taken`; else a `SpecError`"
+    if not isinstance(name, str): raise SpecError(f'{what} must be a string, got {type(name).__name__}')
+    shown = repr(name[:80]) + '...' * (len(name) > 80)
+    if not _PLAIN.fullmatch(name) or len(name) > MAX_NAME:
+        raise SpecError(f'{what} {shown} is not a plain folder name '
+                        f'(letters, digits and ._-+=, not starting with a dot, at most {MAX_NAME} characters)')
+    if name in taken: raise SpecError(f'{what} {shown} is taken (reserved: {", ".join(taken)})')
+    return name
+
+def inside(root, path)->Path:
+    "`path`, resolved, when it lies strictly inside `root` (links followed); else a `UserError`"
+    r, p = Path(root).resolve(), Path(path).resolve()
+    if r not in p.parents: raise UserError(f'{path} is not inside the sweep folder {r}')
+    return p
+
+# %% ../nbs/24_repro.ipynb #b84d2e17
+_KINDS = {dict: 'a mapping', list: 'a list', str: 'a string'}
+
+def _want(path, what:str, v, t:type, default=None):
+    "`v` (or `default` for None, when given) when it is a `t` (a mapping: with string keys); else a `SpecError`"
+    if v is None and default is not None: return default
+    if not isinstance(v, t): raise SpecError(f'{path}: {what} must be {_KINDS[t]}, got {type(v).__name__}')
+    if t is dict and (bad := [k for k in v if not isinstance(k, str)]):
+        raise SpecError(f'{path}: {what} has a key that is not a string: {bad[0]!r}')
+    return v
+
+def _unknown(path, what:str, d:dict, known:tuple):
+    if bad := set(d) - set(known):
+        raise SpecError(f'{path}: {what}unknown key(s) {sorted(map(str, bad))} (known: {", ".join(known)})')
+
 def load_spec(path)->dict:
-    "A checked sweep spec from a YAML file"
+    "A checked sweep spec from a YAML file: every field's type, and every name that becomes a folder"
     import yaml
     path = Path(path)
     if not path.is_file(): raise SpecError(f'{path}: no such sweep spec')
-    try: spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e: raise SpecError(f'{path}: not valid YAML ({e})') from None
-    if bad := set(spec) - {'name', 'description', 'defaults', 'runs', 'reports'}: raise SpecError(f'{path}: unknown key(s) {sorted(bad)}')
-    spec.setdefault('name', path.stem); spec['path'] = path
+    try: text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e: raise SpecError(f'{path}: cannot read it ({type(e).__name__})') from None
+    try: spec = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
+        raise SpecError(f'{path}: not valid YAML ({" ".join(str(e).split())})') from None
+    spec = _want(path, 'the spec', spec, dict, {})
+    _unknown(path, '', spec, ('name', 'description', 'defaults', 'runs', 'reports'))
+    spec['name'] = safe_name(_want(path, 'name', spec.get('name'), str, path.stem), f'{path}: name', SWEEP_TAKEN)
+    spec['description'] = _want(path, 'description', spec.get('description'), str, '')
+    spec['defaults'] = _want(path, 'defaults', spec.get('defaults'), dict, {})
+    spec['path'] = path
     for k in ('runs', 'reports'):
-        for i, e in enumerate(spec.setdefault(k, []) or []):
-            if not isinstance(e, dict) or 'notebook' not in e: raise SpecError(f'{path}: {k}[{i}] needs a notebook')
-            if bad := set(e) - {'name', 'notebook', 'params', 'grid'}: raise SpecError(f'{path}: {k}[{i}] has unknown key(s) {sorted(bad)}')
-            for g, vs in (e.get('grid') or {}).items():
-                if not isinstance(vs, list) or not vs: raise SpecError(f'{path}: {k}[{i}] grid {g!r} must be a non-empty list')
+        spec[k] = _want(path, k, spec.get(k), list, [])
+        for i, e in enumerate(spec[k]):
+            at = f'{k}[{i}]'
+            _want(path, at, e, dict)
+            _unknown(path, f'{at} has ', e, ('name', 'notebook', 'params', 'grid'))
+            if e.get('notebook') is None: raise SpecError(f'{path}: {at} needs a notebook')
+            _want(path, f'{at}.notebook', e['notebook'], str)
+            if e.get('name') is not None: safe_name(e['name'], f'{path}: {at}.name', CELL_TAKEN)
+            e['params'] = _want(path, f'{at}.params', e.get('params'), dict, {})
+            e['grid'] = _want(path, f'{at}.grid', e.get('grid'), dict, {})
+            for g, vs in e['grid'].items():
+                if not isinstance(vs, list) or not vs:
+                    raise SpecError(f'{path}: {at} grid {g!r} must be a non-empty list, got {vs!r:.40}')
     return spec
 
 # %% ../nbs/24_repro.ipynb #eb3b5b12
-def _label(v)->str: return re.sub(r'[^A-Za-z0-9.]+', '_', v if isinstance(v, str) else json.dumps(v)).strip('_')[:40]
+def _label(v)->str:
+    return re.sub(r'[^A-Za-z0-9.]+', '_', v if isinstance(v, str) else json.dumps(v, default=str)).strip('_')[:40]
 
 def _part(k:str, v)->str:
     "A grid value in a cell name: `diverse4`, `self_reflection` / `no_self_reflection`, `teacher_hasty`"
@@ -132,7 +189,7 @@ def expand(spec:dict)->list:
     "Every cell of a spec, runs first, in the spec's order"
     cells, path = [], spec['path']
     for kind in ('runs', 'reports'):
-        for e in spec[kind]:
+        for i, e in enumerate(spec[kind]):
             nb = _find_nb(e['notebook'], path)
             known, base = notebook_params(nb), dict(spec.get('defaults') or {}) if kind == 'runs' else {}
             base.update(e.get('params') or {})
@@ -141,9 +198,10 @@ def expand(spec:dict)->list:
                 p = dict(base, **dict(zip(grid, vals)))
                 if bad := sorted(set(p) - set(known)): raise SpecError(f'{path}: {e["notebook"]} has no parameter {bad[0]!r} (it has {", ".join(known)})')
                 name = (e.get('name') or nb.stem) + ''.join(f'-{_part(k, v)}' for k, v in zip(grid, vals) if len(grid[k]) > 1)
+                safe_name(name, f'{path}: {kind}[{i}] cell name', CELL_TAKEN)  # a notebook's stem, a long grid
                 cells.append(Cell(name, nb, {k: p[k] for k in p}, kind))
     names = [c.name for c in cells]
-    if dup := sorted({n for n in names if names.count(n) > 1} | ({'train'} & set(names))):
+    if dup := sorted({n for n in names if names.count(n) > 1}):
         raise SpecError(f'{path}: cell name {dup[0]!r} is not unique (give the entries distinct names)')
     return cells
 
@@ -203,10 +261,18 @@ def _to_log(p:Path)->int:
 def _cell_params(c:Cell, d:Path, root:Path)->dict:
     return dict(c.params, out=str(d), **(dict(sweep_dir=str(root)) if c.kind == 'reports' else {}))
 
+def _cell_dir(root, c:Cell)->Path:
+    "`root/<cell>` when it is the cell's own folder: directly inside `root`, under its name, not a link elsewhere"
+    d = Path(root)/c.name
+    p = inside(root, d)
+    if p.parent != Path(root).resolve() or p.name != c.name:
+        raise UserError(f'cell {c.name!r}: {d} is not a folder of its own in {root}')
+    return d
+
 def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
     "Run one cell through papermill into `root/<cell>/`; `{cell, status, seconds, notebook, error?}`"
     import papermill as pm
-    root = Path(root); d = root/c.name
+    root = Path(root); d = _cell_dir(root, c)  # checked before anything is removed
     st = status(d, c)
     if st == 'finished': return _skipped(d)
     if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)  # a changed cell starts again: its old rows are another run's
@@ -322,6 +388,8 @@ class SweepResult:
     def _repr_html_(self): return self.table()._repr_html_()
 
 def _select(cells:list, only:str|None)->list:
+    if only is not None and not isinstance(only, str):
+        raise UserError(f'only: expected comma-separated patterns, got {only!r}')
     if not only: return cells
     pats = [p.strip() for p in only.split(',') if p.strip()]
     return [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in pats)]
@@ -357,10 +425,16 @@ def sweep(spec, # a spec's path, or a loaded spec
           progress:bool=True)->SweepResult:
     "Run a sweep's unfinished cells, then its reports; see the module's description"
     from tqdm.auto import tqdm
-    if executor not in EXECUTORS: raise UserError(f'executor {executor!r}: expected one of {", ".join(EXECUTORS)}')
+    for k, v in dict(jobs=jobs, threads=threads).items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f'{k}: expected a whole number >= 1, got {v!r}')
+    if not isinstance(executor, str) or executor not in EXECUTORS:
+        raise UserError(f'executor {executor!r}: expected one of {", ".join(EXECUTORS)}')
     spec = spec if isinstance(spec, dict) else load_spec(spec)
-    root = Path(root or Path(setting('runs_dir'))/spec['name']).resolve(); root.mkdir(parents=True, exist_ok=True)
+    root = Path(root or Path(setting('runs_dir'))/spec['name']).resolve()
     cells = _select(expand(spec), only)
+    for c in cells: _cell_dir(root, c)  # every folder the sweep may clear is its cell's own, before anything runs
+    root.mkdir(parents=True, exist_ok=True)
     res = SweepResult(spec['name'], root)
     with tqdm(total=len(cells), desc=f"sweep {spec['name']}", unit='cell', disable=not progress) as pb:
         def bar(info):
@@ -374,8 +448,7 @@ def sweep(spec, # a spec's path, or a loaded spec
         rtodo = [c for c in reps if todo or status(root/c.name, c) != 'finished']
         for c in reps:
             if c not in rtodo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
-        for c in rtodo:
-            if (root/c.name/'done.json').exists(): (root/c.name/'done.json').unlink()
+        for c in rtodo: (_cell_dir(root, c)/'done.json').unlink(missing_ok=True)
         if rtodo: res.cells += EXECUTORS[executor](rtodo, root, True, jobs, threads, bar)
     order = {c.name: i for i, c in enumerate(cells)}
     res.cells.sort(key=lambda x: order.get(x['cell'], len(order)))
