@@ -6,16 +6,18 @@ Docs: https://learn-reason.github.io/learn_reason/cache.html.md"""
 
 # %% ../nbs/06_cache.ipynb #16efd159
 from __future__ import annotations
-import json, sqlite3, threading, time
+import json, os, sqlite3, threading, time, warnings
+from contextlib import contextmanager
 from pathlib import Path
+from fastcore.basics import patch
 from .config import setting, UserError
 from .teacher import Request, Completion
 
 # %% auto #0
-__all__ = ['Cache']
+__all__ = ['QUICK_CHECK_BYTES', 'CacheDamaged', 'Cache', 'move_aside', 'cache_damage', 'jsonl_files']
 
 # %% ../nbs/06_cache.ipynb #7068d9d3
-_SCHEMA = '''
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
     key TEXT PRIMARY KEY,      -- Request.key(): the hash of everything that decides the completion
     model TEXT NOT NULL,
@@ -24,18 +26,43 @@ CREATE TABLE IF NOT EXISTS completions (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS completions_model ON completions(model);
-'''
+"""
+QUICK_CHECK_BYTES = 256 << 20 # a cache file up to this size is read page by page when opened (~0.15 s at this size)
 
 def _connect(path, timeout:float=60)->sqlite3.Connection:
     "A WAL-mode connection to `path`, waiting up to `timeout` s for other processes that are creating it too"
     db, until = sqlite3.connect(path, timeout=timeout, isolation_level=None), time.monotonic() + timeout
-    while True:  # switching a new file to WAL takes an exclusive lock that SQLite does not wait for: retry it
-        try: db.execute('PRAGMA journal_mode=WAL'); break
-        except sqlite3.OperationalError as e:
-            if 'locked' not in str(e) or time.monotonic() > until: raise
-            time.sleep(0.01)
-    db.execute('PRAGMA synchronous=NORMAL')
+    try:
+        while True:  # switching a new file to WAL takes an exclusive lock that SQLite does not wait for: retry it
+            try: db.execute('PRAGMA journal_mode=WAL'); break
+            except sqlite3.OperationalError as e:
+                if 'locked' not in str(e) or time.monotonic() > until: raise
+                time.sleep(0.01)
+        db.execute('PRAGMA synchronous=NORMAL')
+    except BaseException: db.close(); raise
     return db
+
+class CacheDamaged(UserError):
+    "A cache file that SQLite cannot read; `learn-reason doctor --fix FILE` moves it aside and rebuilds it"
+
+def _damaged(e:Exception)->bool:
+    "Whether SQLite error `e` says the file is damaged ('malformed', 'not a database'), not busy, full or misused"
+    return type(e) is sqlite3.DatabaseError
+
+def _check(db:sqlite3.Connection, path:Path, full:bool=False):
+    "Raise `sqlite3.DatabaseError` if the cache open in `db` is damaged (`full`: check every page, whatever the size)"
+    if 'completions' not in {n for n, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}: return
+    try: db.execute('SELECT key, model, request, completion, created FROM completions LIMIT 1').fetchall()
+    except sqlite3.OperationalError as e:
+        raise UserError(f'{path} is a SQLite database but not a teacher cache ({e})') from None
+    if full or path.stat().st_size <= QUICK_CHECK_BYTES:
+        res = [r for r, in db.execute(f'PRAGMA {"integrity" if full else "quick"}_check')]
+        if res != ['ok']:  # the first line that names a problem (not the '*** in database main ***' heading)
+            raise sqlite3.DatabaseError(next((l for l in '\n'.join(res).splitlines() if '***' not in l), res[0]))
+
+def _inode(p:Path)->int|None:
+    try: return p.stat().st_ino
+    except FileNotFoundError: return None
 
 class Cache:
     "Complete teacher answers in one SQLite file (WAL), keyed by `Request.key()`"
@@ -43,7 +70,11 @@ class Cache:
                 ):
         self.path = Path(path) if path else Path(setting('cache_dir'))/'teacher.sqlite'
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._local, ino = threading.local(), _inode(self.path)
+        try: _check(self._db(), self.path)
+        except sqlite3.DatabaseError as e:
+            if not _damaged(e): raise
+            self._recover(str(e), ino)
         self._db().executescript(_SCHEMA)
 
     def _db(self)->sqlite3.Connection:
@@ -51,55 +82,99 @@ class Cache:
         if (db := getattr(self._local, 'db', None)) is None: db = self._local.db = _connect(self.path)
         return db
 
+    @contextmanager
+    def _guard(self):
+        "SQLite's 'damaged' errors as a `CacheDamaged` that names the file and the command that repairs it"
+        try: yield
+        except sqlite3.DatabaseError as e:
+            if not _damaged(e): raise
+            from learn_reason.doctor import repair_hint
+            hint = repair_hint(self.path)
+            raise CacheDamaged(f'{self.path} is damaged ({e}); `{hint}` moves it aside and rebuilds it') from None
+
     def __repr__(self): return f'Cache({str(self.path)!r}, {len(self)} completions)'
-    def __len__(self)->int: return self._db().execute('SELECT COUNT(*) FROM completions').fetchone()[0]
+    def __len__(self)->int:
+        with self._guard(): return self._db().execute('SELECT COUNT(*) FROM completions').fetchone()[0]
 
 # %% ../nbs/06_cache.ipynb #ebb37418
 def _completion(js:str)->Completion:
     c = Completion.from_dict(json.loads(js)); c.cached = True
     return c
 
+def _stored(c:Completion)->str: return json.dumps({**c.to_dict(), 'cached': False}, ensure_ascii=False)
+
 def _put(self:Cache, r:Request, c:Completion, allow_truncated:bool=False)->bool:
     "Store `c` as the answer to `r` if it is complete; True if it is stored now or was already"
     if not c.ok(allow_truncated): return False
-    d = {**c.to_dict(), 'cached': False}
-    self._db().execute('INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?)',
-                       (r.key(), r.model, json.dumps(r.to_dict(), ensure_ascii=False), json.dumps(d, ensure_ascii=False), time.time()))
+    with self._guard():
+        self._db().execute('INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?)',
+                           (r.key(), r.model, json.dumps(r.to_dict(), ensure_ascii=False), _stored(c), time.time()))
     return True
 
 def _get(self:Cache, key:str)->Completion|None:
     "The stored answer for request key `key`, or None"
-    row = self._db().execute('SELECT completion FROM completions WHERE key = ?', (key,)).fetchone()
+    with self._guard(): row = self._db().execute('SELECT completion FROM completions WHERE key = ?', (key,)).fetchone()
     return _completion(row[0]) if row else None
+
+def _select(self:Cache, cols:str, keys:list):
+    "Yield rows of `cols` for the stored ones of `keys`, a few queries in all"
+    keys = list(dict.fromkeys(keys))
+    with self._guard():
+        for i in range(0, len(keys), 900):  # SQLite allows 999 parameters a statement
+            chunk = keys[i:i + 900]
+            q = f'SELECT {cols} FROM completions WHERE key IN ({",".join("?" * len(chunk))})'
+            yield from self._db().execute(q, chunk)
 
 def _get_many(self:Cache, keys:list)->dict:
     "`{key: Completion}` for every key of `keys` that has a stored answer"
-    out, keys = {}, list(dict.fromkeys(keys))
-    for i in range(0, len(keys), 900):  # SQLite allows 999 parameters a statement
-        chunk = keys[i:i + 900]
-        q = f'SELECT key, completion FROM completions WHERE key IN ({",".join("?" * len(chunk))})'
-        out.update((k, _completion(js)) for k, js in self._db().execute(q, chunk))
-    return out
+    return {k: _completion(js) for k, js in _select(self, 'key, completion', keys)}
 
 Cache.put, Cache.get, Cache.get_many = _put, _get, _get_many
+
+@patch
+def _keys(self:Cache, keys)->set:
+    "The keys of `keys` that have a stored answer"
+    return {k for k, in _select(self, 'key', keys)}
+
+@patch
+def _add(self:Cache, rows:list)->int:
+    "Store table rows `(key, model, request JSON, completion JSON, created)` in one transaction, keeping stored answers"
+    if not rows: return 0
+    db = self._db()
+    with self._guard():
+        before = db.total_changes
+        db.execute('BEGIN IMMEDIATE')
+        try: db.executemany('INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?)', rows); db.execute('COMMIT')
+        except BaseException: db.execute('ROLLBACK'); raise
+        return db.total_changes - before
 
 # %% ../nbs/06_cache.ipynb #f2af27e6
 def _stats(self:Cache)->dict:
     "Rows, tokens and file size, per model and in all"
     per = {}
-    for model, js in self._db().execute('SELECT model, completion FROM completions'):
-        c, row = json.loads(js), per.setdefault(model, dict(completions=0, prompt_tokens=0, completion_tokens=0))
-        row['completions'] += 1; row['prompt_tokens'] += c['prompt_tokens']; row['completion_tokens'] += c['completion_tokens']
-    size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + '*'))
+    with self._guard():
+        for model, js in self._db().execute('SELECT model, completion FROM completions'):
+            c, row = json.loads(js), per.setdefault(model, dict(completions=0, prompt_tokens=0, completion_tokens=0))
+            row['completions'] += 1; row['prompt_tokens'] += c['prompt_tokens']; row['completion_tokens'] += c['completion_tokens']
+    size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + '*') if '.damaged-' not in p.name)
     return dict(path=str(self.path), completions=sum(r['completions'] for r in per.values()), bytes=size, models=per)
 
 def _export(self:Cache, path)->int:
     "Write every stored answer to `path` as JSON lines; returns the count"
     n = 0
-    with open(path, 'w') as f:
+    with open(path, 'w') as f, self._guard():
         for key, req, comp, created in self._db().execute('SELECT key, request, completion, created FROM completions ORDER BY created'):
             f.write(json.dumps(dict(key=key, request=json.loads(req), completion=json.loads(comp), created=created), ensure_ascii=False) + '\n'); n += 1
     return n
+
+def _export_row(d:dict)->tuple|None:
+    "The table row for one export line, or None if its key is not its request's or its answer is incomplete"
+    req, c = d['request'], Completion.from_dict(d['completion'])
+    if 'rebuilt_from' in req: key, model = d['key'], req.get('model', '')  # from a stage file: no request to hash
+    else: r = Request.from_dict(req); key, model = r.key(), r.model
+    if d.get('key') != key or not isinstance(key, str) or not c.ok(allow_truncated=True): return None
+    created = d.get('created') if isinstance(d.get('created'), (int, float)) else time.time()
+    return key, model, json.dumps(req, ensure_ascii=False), _stored(c), created
 
 def _import(self:Cache, path)->dict:
     "Add the answers in a JSON-lines export; returns `{'added', 'present', 'rejected'}`"
@@ -107,12 +182,129 @@ def _import(self:Cache, path)->dict:
     with open(path) as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
-            try: d = json.loads(line); r, c = Request.from_dict(d['request']), Completion.from_dict(d['completion'])
-            except (ValueError, KeyError, TypeError) as e: raise UserError(f'{path}:{i}: not a cache export row ({e})') from None
-            if d.get('key') != r.key() or not c.ok(allow_truncated=True): res['rejected'] += 1; continue
-            before = self.get(r.key()) is not None
-            self.put(r, c, allow_truncated=True)
-            res['present' if before else 'added'] += 1
+            try: row = _export_row(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise UserError(f'{path}:{i}: not a cache export row ({e})') from None
+            if row is None: res['rejected'] += 1; continue
+            res['added' if self._add([row]) else 'present'] += 1
     return res
 
 Cache.stats, Cache.export, Cache.import_ = _stats, _export, _import
+
+# %% ../nbs/06_cache.ipynb #045361ea
+def move_aside(path)->Path:
+    "Rename cache file `path` and its companions to `<name>.damaged-<time>` (never over an earlier one); the new path"
+    path, stamp = Path(path), time.strftime('%Y%m%d-%H%M%S')
+    new, n, parts = path.with_name(f'{path.name}.damaged-{stamp}'), 1, ('-wal', '-shm', '-journal', '')
+    while any(Path(f'{new}{s}').exists() for s in parts):
+        n += 1; new = path.with_name(f'{path.name}.damaged-{stamp}-{n}')
+    for s in parts:  # the log first: a fresh file must never meet the old log
+        if Path(f'{path}{s}').exists(): os.replace(f'{path}{s}', f'{new}{s}')
+    return new
+
+def cache_damage(path, # a cache file
+                 full:bool=True, # check every page (`PRAGMA integrity_check`), whatever the file's size
+                )->str|None:
+    "What is wrong with cache file `path`, in SQLite's words; None if it reads well or does not exist"
+    path = Path(path)
+    if not path.is_file(): return None
+    db = sqlite3.connect(path, timeout=60)
+    try: _check(db, path, full)
+    except sqlite3.DatabaseError as e:
+        if not _damaged(e): raise
+        return str(e)
+    finally: db.close()
+    return None
+
+def _readable(row)->tuple|None:
+    "A salvaged table row, if its texts parse and its answer is complete"
+    key, model, req, comp, created = row
+    try: ok = isinstance(json.loads(req), dict) and Completion.from_dict(json.loads(comp)).ok(allow_truncated=True)
+    except (ValueError, TypeError, AttributeError): ok = False
+    return row if ok and isinstance(key, str) and isinstance(model, str) and isinstance(created, (int, float)) else None
+
+@patch
+def salvage(self:Cache, damaged, # a damaged cache file (set aside by `move_aside`)
+           )->int:
+    "Copy into this cache the complete answers still readable in `damaged`, up to the first unreadable page; how many"
+    n, batch, db = 0, [], None
+    try:
+        db = sqlite3.connect(f'{Path(damaged).resolve().as_uri()}?mode=ro', uri=True)  # leave the damaged copy as it is
+        for row in db.execute('SELECT key, model, request, completion, created FROM completions'):
+            if (row := _readable(row)) is not None: batch.append(row)
+            if len(batch) >= 1000: n += self._add(batch); batch = []
+    except sqlite3.Error: pass  # not a database, no table, or an unreadable page: keep what came before
+    finally:
+        if db is not None: db.close()
+    return n + self._add(batch)
+
+# %% ../nbs/06_cache.ipynb #cf7a97dc
+@patch
+def _recover(self:Cache, reason:str, ino:int|None):
+    "Set the damaged file aside (unless another process just did), open a fresh one and copy in what is readable"
+    if (db := getattr(self._local, 'db', None)) is not None: db.close(); self._local.db = None
+    moved = move_aside(self.path) if self.path.exists() and _inode(self.path) == ino else None
+    with self._guard(): _check(self._db(), self.path); self._db().executescript(_SCHEMA)
+    if moved is None: return  # another process moved it (and said so)
+    n = self.salvage(moved)
+    from learn_reason.doctor import repair_hint
+    kept = f' with the {n} answers still readable in it' if n else ''
+    warnings.warn(f'the teacher cache {self.path} is damaged ({reason}): moved it to {moved.name} and started a fresh '
+                  f'cache{kept}; `{repair_hint(self.path)}` puts back the answers that stage files record',
+                  stacklevel=3)
+
+# %% ../nbs/06_cache.ipynb #9e1e1d9b
+def jsonl_files(paths)->list:
+    "Every `*.jsonl` file in `paths` (a file or folder, or a list of them; folders are searched recursively)"
+    out = []
+    for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        p = Path(p)
+        out += sorted(p.rglob('*.jsonl')) if p.is_dir() else [p] if p.is_file() and p.suffix == '.jsonl' else []
+    return list(dict.fromkeys(out))
+
+def _answers(row:dict, src:str)->list:
+    "Table rows for the answers one JSON row records: a stage row's `text` (and zs-cot `reasoning`), or an export row"
+    if {'key', 'request', 'completion'} <= row.keys(): return [r] if (r := _export_row(row)) else []
+    model, two = row.get('model') or row.get('teacher') or '', bool(row.get('reasoning_key'))
+    req, created = json.dumps(dict(rebuilt_from=src, model=model), ensure_ascii=False), row.get('created')
+    created = created if isinstance(created, (int, float)) else time.time()
+    pt, ct = int(row.get('prompt_tokens') or 0), int(row.get('completion_tokens') or 0)
+    steps = [(row.get('request_key'), row.get('text'), row.get('finish_reason'), *((0, 0) if two else (pt, ct)))]
+    if two: steps.append((row['reasoning_key'], row.get('reasoning'), row.get('reasoning_finish_reason'), pt, ct))
+    out = []
+    for key, text, finish, p, c in steps:
+        comp = Completion(text, finish or 'stop', p, c, str(row.get('model') or ''))
+        if isinstance(key, str) and key and isinstance(text, str) and comp.ok(allow_truncated=True):
+            out.append((key, model, req, _stored(comp), created))
+    return out
+
+def _file_answers(path:Path)->tuple:
+    "`(table rows, lines skipped)` of one JSON-lines file"
+    rows, skipped = [], 0
+    with open(path, 'rb') as f:
+        for raw in f:
+            if not raw.strip(): continue
+            try: d = json.loads(raw); got = _answers(d, str(path)) if isinstance(d, dict) else []
+            except (ValueError, KeyError, TypeError, AttributeError): got = []
+            rows += got; skipped += not got
+    return rows, skipped
+
+# %% ../nbs/06_cache.ipynb #2b8e6430
+@patch
+def rebuild(self:Cache, paths, # stage files, cache exports, or folders holding them (searched for `*.jsonl`)
+            dry_run:bool=False, # count what would be added; add nothing
+           )->dict:
+    "Store the answers JSON-lines files record; `{'files', 'added', 'present', 'skipped'}`"
+    res, done = dict(files=0, added=0, present=0, skipped=0), set()  # done: keys handled by an earlier file
+    for f in jsonl_files(paths):
+        rows, skipped = _file_answers(f)
+        res['skipped'] += skipped
+        if not rows: continue
+        keys = {r[0] for r in rows} - done
+        have, new = self._keys(keys), {}
+        for r in rows:
+            if r[0] in keys and r[0] not in have: new.setdefault(r[0], r)
+        n = len(new) if dry_run else self._add(list(new.values()))
+        done |= keys
+        res['files'] += 1; res['added'] += n; res['present'] += len(rows) - n
+    return res
