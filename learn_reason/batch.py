@@ -6,14 +6,15 @@ Docs: https://learn-reason.github.io/learn_reason/batch.html.md"""
 
 # %% ../nbs/13_batch.ipynb #3d0aae6e
 from __future__ import annotations
-import asyncio, io, json, time
+import asyncio, io, json, re, time
 from pathlib import Path
+import openai
 from .teacher import Request, Completion, Budget, BudgetExceeded, TeacherError
 from .cache import Cache
 from .openai_teacher import OpenAITeacher
 
 # %% auto #0
-__all__ = ['batch_lines', 'abatch']
+__all__ = ['batch_lines', 'api_error', 'abatch']
 
 # %% ../nbs/13_batch.ipynb #8289ba45
 def batch_lines(requests:list)->bytes:
@@ -31,7 +32,23 @@ def _completion(line:dict, endpoint:str)->Completion|None:
     u = b.get('usage') or {}
     return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0), u.get('completion_tokens', 0), b.get('model', ''))
 
+# %% ../nbs/13_batch.ipynb #2a998a14
+def api_error(e:openai.APIError)->str:
+    "One line for an error of the `openai` client: the HTTP status, if there was an answer, and the provider's message"
+    status, msg = getattr(e, 'status_code', None), re.sub(r'^Error code: \d+ - ', '', e.message or type(e).__name__)
+    if status is None and e.__cause__ is not None: msg = f'{msg} ({e.__cause__})'
+    return ' '.join((f'{status} {msg}' if status else msg).split())
+
+def _batch_error(teacher:OpenAITeacher, e:openai.APIError, step:str, state:Path)->TeacherError:
+    "A `TeacherError` for a provider's error during one step of a batch, saying what to do next"
+    again = 'nothing was submitted: run the same command again later'
+    if state.is_file():
+        again = f'the batch is recorded in {state}: run the same command again to resume it (delete it to start anew)'
+    return TeacherError(f'batch: {teacher.base_url} failed while {step}: {api_error(e)}; {again}')
+
 # %% ../nbs/13_batch.ipynb #2cddf11a
+_ENDED = ('completed', 'failed', 'expired', 'cancelled')
+
 def _fitting(todo:dict, budget:Budget|None)->dict:
     "`{key: reserved usd}` for the requests of `todo`, in order, whose worst case fits the budget"
     out = {}
@@ -39,6 +56,12 @@ def _fitting(todo:dict, budget:Budget|None)->dict:
         try: out[k] = budget.reserve(r) if budget is not None else 0.0
         except BudgetExceeded: break
     return out
+
+def _release(budget:Budget|None, reserved:dict, todo:dict):
+    "Give back what `reserved` holds of `budget` for requests that got no answer"
+    if budget is not None:
+        for k, w in reserved.items(): budget.settle(w, todo[k], None)
+    reserved.clear()
 
 async def abatch(teacher:OpenAITeacher, # the endpoint and model
                  requests:list, # the stage's requests (cached ones are not sent)
@@ -50,34 +73,43 @@ async def abatch(teacher:OpenAITeacher, # the endpoint and model
     state = Path(state)
     todo = {r.key(): r for r in requests if cache.get(r.key()) is None}
     st = json.loads(state.read_text()) if state.is_file() else None
-    cli, reserved = teacher._client(), {}
-    if st is None:
-        reserved = _fitting(todo, budget)  # a request goes in only if its worst case fits beside those before it
-        if not reserved: return dict(sent=0, cached=len(requests) - len(todo), stored=0, failed=0, answers={})
-        send = [todo[k] for k in reserved]
-        endpoints = {r.endpoint for r in send}
-        if len(endpoints) > 1: raise TeacherError('a batch holds one endpoint: split chat and completions requests')
-        f = await cli.files.create(file=('requests.jsonl', io.BytesIO(batch_lines(send))), purpose='batch')
-        ep = '/v1/chat/completions' if endpoints == {'chat'} else '/v1/completions'
-        b = await cli.batches.create(input_file_id=f.id, endpoint=ep, completion_window='24h')
-        st = dict(batch_id=b.id, input_file_id=f.id, endpoint=endpoints.pop(), requests=len(send), created=time.time())
-        state.parent.mkdir(parents=True, exist_ok=True); state.write_text(json.dumps(st))
-        log(f'batch {b.id}: {len(send)} of {len(todo)} requests submitted (state in {state})')
-    else: log(f'batch {st["batch_id"]}: resuming')
-    while (b := await cli.batches.retrieve(st['batch_id'])).status not in ('completed', 'failed', 'expired', 'cancelled'):
-        await asyncio.sleep(poll)
-    if b.status != 'completed' or not b.output_file_id:
-        state.unlink(missing_ok=True)
-        for k, w in reserved.items(): budget.settle(w, todo[k], None)
-        raise TeacherError(f'batch {b.id} ended {b.status}; run again to submit the remaining requests anew')
-    out = (await cli.files.content(b.output_file_id)).content.decode()
+    cli, reserved, step = teacher._client(), {}, 'starting'
+    try:
+        if st is None:
+            reserved = _fitting(todo, budget)  # a request goes in only if its worst case fits beside those before it
+            if not reserved: return dict(sent=0, cached=len(requests) - len(todo), stored=0, failed=0, answers={})
+            send = [todo[k] for k in reserved]
+            endpoints = {r.endpoint for r in send}
+            if len(endpoints) > 1: raise TeacherError('a batch holds one endpoint: split chat and completions requests')
+            step = 'uploading the requests'
+            f = await cli.files.create(file=('requests.jsonl', io.BytesIO(batch_lines(send))), purpose='batch')
+            ep = '/v1/chat/completions' if endpoints == {'chat'} else '/v1/completions'
+            step = 'creating the batch'
+            b = await cli.batches.create(input_file_id=f.id, endpoint=ep, completion_window='24h')
+            st = dict(batch_id=b.id, input_file_id=f.id, endpoint=endpoints.pop(), requests=len(send),
+                      created=time.time())
+            state.parent.mkdir(parents=True, exist_ok=True); state.write_text(json.dumps(st))
+            log(f'batch {b.id}: {len(send)} of {len(todo)} requests submitted (state in {state})')
+        else: log(f'batch {st["batch_id"]}: resuming')
+        step = f'polling batch {st["batch_id"]}'
+        while (b := await cli.batches.retrieve(st['batch_id'])).status not in _ENDED:
+            await asyncio.sleep(poll)
+        if b.status != 'completed' or not b.output_file_id:
+            state.unlink(missing_ok=True)
+            _release(budget, reserved, todo)
+            raise TeacherError(f'batch {b.id} ended {b.status}; run again to submit the remaining requests anew')
+        step = f'downloading the answers of batch {b.id}'
+        out = (await cli.files.content(b.output_file_id)).content.decode()
+    except openai.APIError as e:
+        _release(budget, reserved, todo)
+        await teacher.aclose()  # its connections would otherwise outlive the event loop
+        raise _batch_error(teacher, e, step, state) from None
     answers, failed = {}, 0
     for line in map(json.loads, filter(str.strip, out.splitlines())):
         k = line['custom_id']; r, c = todo.get(k), _completion(line, st['endpoint'])
         if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated): answers[k] = c
         else: failed += 1
         if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)  # a resumed batch was reserved by an earlier run
-    if budget is not None:
-        for k, w in reserved.items(): budget.settle(w, todo[k], None)
+    _release(budget, reserved, todo)
     state.unlink(missing_ok=True)
     return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed, batch_id=b.id, answers=answers)

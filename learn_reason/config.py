@@ -6,14 +6,16 @@ Docs: https://learn-reason.github.io/learn_reason/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #742f27b9
 from __future__ import annotations
-import configparser, os, re
+import configparser, json, os, re, sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'env_name', 'is_secret_name', 'mask', 'UserError',
-           'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting', 'reference_data']
+           'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting', 'reference_data',
+           'Busy', 'locked', 'IdentityError', 'identity_diff', 'check_identity']
 
 # %% ../nbs/00_config.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -161,3 +163,67 @@ def reference_data()->Path|None:
     root = find_settings()
     p = (root.parent if root else Path.cwd()).parent/'shared'/'data'
     return p if p.is_dir() else None
+
+# %% ../nbs/00_config.ipynb #5b43a838
+class Busy(UserError):
+    "Another process is writing this output"
+
+@contextmanager
+def locked(path, # the output to lock; the lock is the file `<path>.lock` beside it (`path/.lock` for a folder)
+           wait:bool=True, # wait for the other writer (else raise `Busy` at once)
+          ):
+    "An exclusive, process-wide lock on output `path` while the block runs"
+    path = Path(path)
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 or os.name != 'posix': yield path; return
+    import fcntl
+    lock = path/'.lock' if path.is_dir() else path.with_name(path.name + '.lock')
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, 'a+') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait: raise Busy(f'{path} is being written by another process; wait for it or use another output') from None
+            print(f'waiting for another process writing {path}', file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield path
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/00_config.ipynb #b71423f1
+class IdentityError(UserError):
+    "An output made by something else than what asks to resume it"
+
+def identity_diff(old:dict, new:dict, prefix:str='', grow:bool=False)->list:
+    "`['name: new here, old in the file', ...]` for every key whose value differs (nested dicts compared key by key)"
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if grow and (k not in old or k not in new): continue  # `grow`: an addition, or a part not asked about now
+        if isinstance(a, dict) and isinstance(b, dict): out += identity_diff(a, b, f'{prefix}{k}.', grow)
+        elif a != b: out.append(f'{prefix}{k}: {b!r} here, {a!r} in the file')
+    return out
+
+def _jsonable(d): return json.loads(json.dumps(d, sort_keys=True, default=str))
+
+def _merge(old:dict, new:dict)->dict:
+    "`new`, keeping what only `old` has (nested dicts merged)"
+    return {**old, **{k: _merge(old[k], v) if isinstance(old.get(k), dict) and isinstance(v, dict) else v
+                      for k, v in new.items()}}
+
+def check_identity(path, # the output (a file or a folder)
+                   ident:dict, # everything that decides its contents
+                   what:str='output', # what it is, for the message
+                   grow:bool=False, # compare shared keys only, and keep both sides' others (a teacher joining a stage)
+                  )->dict:
+    "Record `ident` beside `path`, or raise `IdentityError` naming what differs from the identity recorded there"
+    path, ident = Path(path), _jsonable(ident)
+    side = path/'identity.json' if path.is_dir() else path.with_name(path.name + '.identity.json')
+    if side.is_file():
+        try: old = json.loads(side.read_text())
+        except ValueError: old = None  # a torn identity file: the output is judged by its own contents
+        if isinstance(old, dict) and (diff := identity_diff(old, ident, grow=grow)):
+            raise IdentityError(f'{path}: this {what} was made by something else ({"; ".join(diff)}); '
+                                f'give another output, or delete it to start over')
+        if isinstance(old, dict) and grow: ident = _jsonable(_merge(old, ident))
+    side.parent.mkdir(parents=True, exist_ok=True)
+    tmp = side.with_name(side.name + f'.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(ident, indent=1, sort_keys=True)); os.replace(tmp, side)
+    return ident

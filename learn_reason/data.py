@@ -54,17 +54,29 @@ class DatasetUnavailable(UserError):
 
 # %% ../nbs/02_data.ipynb #2a993e85
 _WS = re.compile(r'\s*')
+_CUT = '; the file ends there: truncated?'
 
-def _walk_array(text:str, pos:int, path):
-    "Yield `(line, obj)` for each element of the JSON array starting at `text[pos] == '['`"
+def _line(text:str, pos:int)->int: return text.count('\n', 0, pos) + 1
+
+def _bad_json(path, text:str, e:json.JSONDecodeError)->DataError:
+    "A `DataError` at the parser's line; when the text stops before the value does, it says the file is cut short"
+    cut = e.msg.startswith('Unterminated string') or not text[e.pos:].strip()
+    return DataError(f'{path}:{e.lineno}: malformed JSON ({e.msg}{_CUT if cut else ""})')
+
+def _walk_array(text:str, pos:int, path)->int:
+    "Yield `(line, obj)` for each element of the JSON array starting at `text[pos] == '['`; return the end of the array"
     dec, pos = json.JSONDecoder(), _WS.match(text, pos + 1).end()
-    while text[pos] != ']':
+    while text[pos:pos + 1] != ']':
+        if pos >= len(text):
+            raise DataError(f'{path}:{_line(text, pos)}: the file ends before the array closes: truncated?')
         try: obj, end = dec.raw_decode(text, pos)
-        except json.JSONDecodeError as e: raise DataError(f'{path}:{e.lineno}: malformed JSON ({e.msg})') from None
-        yield text.count('\n', 0, pos) + 1, obj
+        except json.JSONDecodeError as e: raise _bad_json(path, text, e) from None
+        yield _line(text, pos), obj
         pos = _WS.match(text, end).end()
-        if text[pos] == ',': pos = _WS.match(text, pos + 1).end()
-        elif text[pos] != ']': raise DataError(f'{path}:{text.count(chr(10), 0, pos) + 1}: expected , or ] between rows')
+        if text[pos:pos + 1] == ',': pos = _WS.match(text, pos + 1).end()
+        elif text[pos:pos + 1] not in (']', ''):
+            raise DataError(f'{path}:{_line(text, pos)}: expected , or ] between rows')
+    return pos + 1
 
 # %% ../nbs/02_data.ipynb #8d098261
 def _is_jsonl(text:str)->bool:
@@ -88,18 +100,25 @@ def json_rows(path:Path, # a JSON-lines file, a JSON array, or an {"examples": [
     path = Path(path)
     text = read_text(path)
     if _is_jsonl(text):
-        for i, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for i, line in enumerate(lines, 1):
             if not line.strip(): continue
             try: yield i, json.loads(line)
-            except json.JSONDecodeError as e: raise DataError(f'{path}:{i}: malformed JSON ({e.msg})') from None
+            except json.JSONDecodeError as e:
+                cut = i == len(lines) and not text.endswith('\n')  # the last line, unfinished: the file stops mid-row
+                raise DataError(f'{path}:{i}: malformed JSON ({e.msg}{_CUT if cut else ""})') from None
         return
     start = _WS.match(text).end()
+    is_array = text[start:start + 1] == '['  # (an object is parsed whole first)
     if text[start:start + 1] == '{':
+        try: json.loads(text)  # the whole object, so that a file cut after its examples is caught too
+        except json.JSONDecodeError as e: raise _bad_json(path, text, e) from None
         m = re.compile(r'"examples"\s*:\s*\[').search(text)
         if not m: raise DataError(f'{path}:1: expected JSON lines, a JSON array, or an object with "examples"')
         start = m.end() - 1
     elif text[start:start + 1] != '[': raise DataError(f'{path}:1: expected JSON lines, a JSON array, or an object with "examples"')
-    yield from _walk_array(text, start, path)
+    end = yield from _walk_array(text, start, path)
+    if is_array and text[end:].strip(): raise DataError(f'{path}:{_line(text, end)}: more text after the JSON array')
 
 # %% ../nbs/02_data.ipynb #893056d9
 def parse_rows(path:Path, # the upstream file

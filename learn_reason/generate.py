@@ -6,10 +6,10 @@ Docs: https://learn-reason.github.io/learn_reason/generate.html.md"""
 
 # %% ../nbs/17_generate.ipynb #5d42ed64
 from __future__ import annotations
-import json, time
+import hashlib, json, math, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import setting, UserError
+from .config import locked, check_identity, setting, UserError
 from .data import spec
 from .answers import score
 from .formats import Format, get_format, render
@@ -140,14 +140,33 @@ class Evaluation:
 
 # %% ../nbs/17_generate.ipynb #7dd9eb86
 def _read_rows(path)->dict:
-    "`{(id, sample): row}` already in an evaluation file (a line cut short by a kill is dropped)"
+    "`{(id, sample): row}` already in an evaluation file (a line cut short by a kill is dropped; other damage is named)"
     done = {}
-    if path and Path(path).is_file():
-        data = Path(path).read_bytes()
-        if data and not data.endswith(b'\n'): data = data[:data.rfind(b'\n') + 1]; Path(path).write_bytes(data)
-        for l in data.decode().splitlines():
-            if l.strip(): r = json.loads(l); done[(r['id'], r['sample'])] = r
+    if not path or not Path(path).is_file(): return done
+    data = Path(path).read_bytes()
+    *lines, cut = data.split(b'\n')
+    for i, l in enumerate(lines, 1):
+        if not l.strip(): continue
+        try: r = json.loads(l)
+        except ValueError: r = None
+        if not isinstance(r, dict) or 'id' not in r or 'sample' not in r:
+            if not done: raise UserError(f'{path} is not an evaluation\'s JSON-lines file (line {i}); give another output')
+            raise UserError(f'{path}:{i}: damaged line between evaluation rows; run `learn-reason doctor --fix {path}` '
+                            f'to set it aside, then run again')
+        done[(r['id'], r['sample'])] = r
+    if cut: os.truncate(path, len(data) - len(cut))  # a line cut short by a kill
     return done
+
+def _check_eval(samples, temperature, top_p, max_new, batch_size):
+    "Sampling and sizes in range, or a `UserError` naming the argument"
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    for n, v, ok, want in (('samples', samples, whole(samples), 'a whole number >= 1'),
+                           ('temperature', temperature, num(temperature) and 0 <= temperature <= 2, 'a number from 0 to 2'),
+                           ('top_p', top_p, num(top_p) and 0 < top_p <= 1, 'a number above 0, at most 1'),
+                           ('max_new', max_new, max_new is None or whole(max_new), 'a whole number >= 1'),
+                           ('batch_size', batch_size, whole(batch_size), 'a whole number >= 1')):
+        if not ok: raise UserError(f'{n}: expected {want}, got {v!r}')
 
 def _score_row(name, fmt, e, sample, g, reasoning=None)->dict:
     sc = score(name, g['text'], e.answer, fmt.template, e.choices)
@@ -165,10 +184,21 @@ def evaluate(s:Student, # the student
              do_sample:bool|None=None, temperature:float=1.0, top_p:float=1.0, # sampling (default: when samples > 1)
              max_new:int|None=None, batch_size:int=32, shots:str='', seed:int=0, progress:bool=False)->Evaluation:
     "Generate and score the student's outputs on `examples`, resuming whatever `out` already holds"
+    _check_eval(samples, temperature, top_p, max_new, batch_size)
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     name = spec(dataset or examples[0].id.rsplit('-', 1)[0]).name
     do_sample = samples > 1 if do_sample is None else do_sample
-    max_new, done = max_new or max_new_tokens(name, fmt), _read_rows(out)
+    max_new = max_new or max_new_tokens(name, fmt)
+    args = (s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots, seed, progress)
+    if not out: return _evaluate(*args)
+    with locked(out):  # one writer; and rows made by another student, format or sampling are never resumed as ours
+        check_identity(out, dict(student=s.name, format=fmt.name, dataset=name, max_new=max_new, seed=seed,
+                                 shots=hashlib.sha256(shots.encode()).hexdigest()[:12], do_sample=do_sample,
+                                 temperature=temperature if do_sample else None, top_p=top_p if do_sample else None), 'evaluation')
+        return _evaluate(*args)
+
+def _evaluate(s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots, seed, progress):
+    done = _read_rows(out)
     todo = [(e, k) for e in examples for k in range(samples) if (e.id, k) not in done]
     if out: Path(out).parent.mkdir(parents=True, exist_ok=True)
     t0, f = time.perf_counter(), open(out, 'a') if out else None

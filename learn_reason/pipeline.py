@@ -6,25 +6,26 @@ Docs: https://learn-reason.github.io/learn_reason/pipeline.html.md"""
 
 # %% ../nbs/19_pipeline.ipynb #032e73b6
 from __future__ import annotations
-import dataclasses, json, random, time
+import dataclasses, json, math, random, time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, reference_data
-from .data import load, spec, REGISTRY, Example
+from .config import setting, UserError, reference_data, locked, check_identity
+from .data import load, spec, REGISTRY, Example, SOURCES
+from .synthetic import GENERATORS
 from .prompts import tailored_solution, accepted
 from .teacher import Committee
 from .replay import mapd_mistakes
-from .stage import stage, get_teacher, input_key
+from .stage import stage, get_teacher, input_key, describe
 from .formats import get_format, FORMATS, few_shot_prompt
 from .students import load_student
 from .generate import evaluate
 from .train import train, RECIPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'FLAGS', 'ROUND_FLAGS', 'Config', 'ConfigError', 'make_config', 'flags', 'n_rounds', 'run_dir', 'task',
-           'teacher_set', 'rationale_set', 'train_round', 'exam', 'mistake_rationales', 'peer_review', 'feedback',
-           'round_rows', 'baselines', 'recorded_mistakes', 'RunResult', 'run']
+__all__ = ['PRESETS', 'FLAGS', 'ROUND_FLAGS', 'BASELINES', 'Config', 'ConfigError', 'check_config', 'make_config', 'flags',
+           'n_rounds', 'run_dir', 'task', 'teacher_set', 'rationale_set', 'train_round', 'exam', 'mistake_rationales',
+           'peer_review', 'feedback', 'round_rows', 'baselines', 'recorded_mistakes', 'RunResult', 'run']
 
 # %% ../nbs/19_pipeline.ipynb #34bbf5b4
 PRESETS = dict(finetune_cot=(), learn_to_reason=('tailored', 'self_reflection'), mapd=('peer_review', 'feedback'))
@@ -69,27 +70,60 @@ class ConfigError(UserError):
 def _check(ok:bool, name:str, want:str, got):
     if not ok: raise ConfigError(f'parameter {name}: expected {want}, got {got!r}')
 
+def _whole(v, lo:int)->bool: return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+def _num(v)->bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+_WHOLE = dict(diverse=1, exam_samples=1, epochs=1, round_epochs=1, batch_size=1, seed=0)  # name: least value
+_MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1)                    # the same, or None
+_RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at most 2'),
+               exam_top_p=(lambda v: 0 < v <= 1, 'a number above 0, at most 1'),
+               review_threshold=(lambda v: 0 <= v <= 5, 'a number from 0 to 5 (reviews score 1 to 5)'),
+               alpha=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
+               learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1'))
+_TEXT = ('teacher', 'student', 'source', 'mistakes', 'out')  # text, or None for the default
+
+# %% ../nbs/19_pipeline.ipynb #783cde4b
+def _check_data(c:Config):
+    "`data`: a generated task's size and difficulty, whole numbers its generator takes"
+    gen = GENERATORS.get(spec(c.dataset).name)
+    keys = sorted(gen[1]) if gen else []
+    _check(isinstance(c.data, dict) and all(k in keys for k in c.data), 'data',
+           f'a mapping of {", ".join(keys)}' if keys else 'nothing (only generated tasks take data)', c.data)
+    for k, v in c.data.items(): _check(_whole(v, 1), f'data.{k}', 'a whole number >= 1', v)
+
+def check_config(c:Config)->Config:
+    "`c`, with its methods as a list, if every parameter has the right type and range; else a `ConfigError` naming it"
+    _check(isinstance(c.dataset, str) and (c.dataset in REGISTRY or any(c.dataset in s.aliases for s in REGISTRY.values())),
+           'dataset', f'one of {", ".join(REGISTRY)}', c.dataset)
+    ms = [c.methods] if isinstance(c.methods, str) else c.methods
+    _check(isinstance(ms, (list, tuple)) and ms and all(isinstance(m, str) and (m in PRESETS or m in FLAGS) for m in ms),
+           'methods', f'one or more of the presets {", ".join(PRESETS)} or flags {", ".join(FLAGS)}', c.methods)
+    c.methods = list(ms)
+    for n, lo in _WHOLE.items(): _check(_whole(getattr(c, n), lo), n, f'a whole number >= {lo}', getattr(c, n))
+    for n, lo in _MAYBE_WHOLE.items():
+        v = getattr(c, n); _check(v is None or _whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
+    for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(_num(v) and ok(v), n, want, v)
+    for n in _TEXT: v = getattr(c, n); _check(v is None or isinstance(v, str) and v.strip(), n, 'text (or None)', v)
+    _check(c.source is None or c.source in SOURCES, 'source', f'one of {", ".join(SOURCES)} (or None)', c.source)
+    for n in ('committee', 'feedback_teacher'): v = getattr(c, n); _check(isinstance(v, str) and v.strip(), n, 'text', v)
+    for n in ('filter', 'round_filter'):
+        v = getattr(c, n); _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
+    _check(isinstance(c.format, str) and c.format in FORMATS and FORMATS[c.format].trains, 'format',
+           f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', c.format)
+    _check(isinstance(c.recipe, str) and c.recipe in RECIPES, 'recipe', f'one of {", ".join(RECIPES)}', c.recipe)
+    _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
+           f'a list of {", ".join(BASELINES)}', c.baselines)
+    _check_data(c)
+    return c
+
+# %% ../nbs/19_pipeline.ipynb #434baa47
+BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot')
+
 def make_config(**params)->Config:
     "A checked `Config` from keyword parameters (papermill's, the command line's, or a sweep cell's)"
     names = {f.name: f for f in dataclasses.fields(Config)}
     if bad := sorted(set(params) - set(names)): raise ConfigError(f'unknown parameter {bad[0]!r}; valid: {", ".join(names)}')
-    c = Config(**params)
-    _check(c.dataset in REGISTRY or any(c.dataset in s.aliases for s in REGISTRY.values()), 'dataset', f'one of {", ".join(REGISTRY)}', c.dataset)
-    ms = [c.methods] if isinstance(c.methods, str) else c.methods
-    _check(isinstance(ms, (list, tuple)) and all(m in PRESETS or m in FLAGS for m in ms), 'methods', f'presets {", ".join(PRESETS)} or flags {", ".join(FLAGS)}', c.methods)
-    c.methods = list(ms)
-    for n in ('diverse', 'exam_samples', 'epochs', 'round_epochs', 'batch_size', 'seed'):
-        v = getattr(c, n); _check(isinstance(v, int) and not isinstance(v, bool) and v >= (0 if n == 'seed' else 1), n, 'a whole number >= ' + ('0' if n == 'seed' else '1'), v)
-    for n in ('exam_temperature', 'exam_top_p', 'review_threshold', 'alpha', 'learning_rate'):
-        v = getattr(c, n); _check(isinstance(v, (int, float)) and not isinstance(v, bool), n, 'a number', v)
-    _check(0 <= c.alpha <= 1, 'alpha', 'a number from 0 to 1', c.alpha)
-    _check(c.rounds is None or isinstance(c.rounds, int) and c.rounds >= 0, 'rounds', 'a whole number >= 0', c.rounds)
-    for n in ('filter', 'round_filter'):
-        v = getattr(c, n); _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
-    _check(c.format in FORMATS and FORMATS[c.format].trains, 'format', f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', c.format)
-    _check(c.recipe in RECIPES, 'recipe', f'one of {", ".join(RECIPES)}', c.recipe)
-    _check(all(b in ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot') for b in c.baselines), 'baselines', "'vanilla', 'zero_shot', 'zero_shot_cot' or 'few_shot_cot'", c.baselines)
-    return c
+    return check_config(Config(**params))
 
 def flags(c:Config)->set:
     "The stage flags a configuration's methods turn on"
@@ -105,9 +139,17 @@ def _hash(d)->str:
     import hashlib
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+def _identity(c:Config)->dict:
+    "What a configuration's teacher, committee and student stand for now (settings and environment included)"
+    committee = bool(flags(c) & {'peer_review', 'feedback'})
+    return dict(teacher=describe(c.teacher), committee=describe(c.committee) if committee else None,
+                student=str(setting('student', c.student)))
+
 def run_dir(c:Config)->Path:
-    "The run's folder"
-    return Path(c.out) if c.out else Path(setting('runs_dir'))/'method'/f'{spec(c.dataset).name}-{"+".join(c.methods)}-{_hash(asdict(c))}'
+    "The run's folder: `out`, else one named by the configuration and what its defaults stand for"
+    if c.out: return Path(c.out)
+    h = _hash(dict(asdict(c), resolved=_identity(c)))
+    return Path(setting('runs_dir'))/'method'/f'{spec(c.dataset).name}-{"+".join(c.methods)}-{h}'
 
 def task(c:Config)->tuple:
     "`(train examples, test examples)` of the run's dataset"
@@ -291,6 +333,7 @@ def _round(c:Config, k:int, prev, tr:list, te:list, out:Path, progress:bool, rec
     rats = mistake_rationales(c, wrong, tr, d, progress)
     if 'peer_review' in flags(c): rats = peer_review(c, rats, tr, d, progress)
     fb = feedback(c, wrong, tr, d, progress) if 'feedback' in flags(c) else None
+    _check_members(c, [r['teacher'] for r in rats])
     rows, neg = round_rows(c, wrong, rats, fb, tr, random.Random(c.seed * 1000 + k))
     info.update(rationales=len(rats), accepted=dict(Counter(r['teacher'] for r in rats if r.get('accepted', r['correct']))),
                 questions_with_accepted=len({r['id'] for r in rats if r.get('accepted', r['correct'])}), train_rows=len(rows))
@@ -300,17 +343,34 @@ def _round(c:Config, k:int, prev, tr:list, te:list, out:Path, progress:bool, rec
     return res, dict(info, **_scores(res))
 
 # %% ../nbs/19_pipeline.ipynb #ad6bf754
+def _check_members(c:Config, names:list|None=None):
+    "A `feedback_teacher` other than 'mixed' must name a committee member (`names`, default: the committee spec's)"
+    if 'feedback' not in flags(c) or c.feedback_teacher == 'mixed': return
+    if names is None:
+        ms = describe(c.committee)
+        if not isinstance(ms, list): return  # a recorded committee: its members are known once its rows are read
+        names = [m['section'] if isinstance(m, dict) else m for m in ms]
+    _check(any(_is(n, c.feedback_teacher) for n in names), 'feedback_teacher',
+           f"'mixed' or a member of the committee ({', '.join(sorted(set(names)))})", c.feedback_teacher)
+
 def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     "Run a method configuration (or `make_config(**params)`), resuming whatever its folder holds"
-    c = c or make_config(**params)
+    c = check_config(c) if c else make_config(**params)
+    _check_members(c)
     out = run_dir(c); out.mkdir(parents=True, exist_ok=True)
-    cfg = json.loads(json.dumps(asdict(c), default=str))
-    if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its stages' rows would mix with ours
-        raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
-    (out/'config.json').write_text(json.dumps(cfg, indent=1))
+    with locked(out):  # one writer: a second process with this configuration waits, then finds every stage done
+        cfg = json.loads(json.dumps(asdict(c), default=str))
+        if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its stages' rows would mix with ours
+            raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
+        check_identity(out, _identity(c), 'method run')
+        (out/'config.json').write_text(json.dumps(cfg, indent=1))
+        return _run(c, out, progress)
+
+def _run(c:Config, out:Path, progress:bool)->RunResult:
     recorded = recorded_mistakes(c) if c.mistakes else None
     if recorded:  # MAPD's recorded mistakes: no round 0, and no test question that is also a recorded one
-        tr, te = [], [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in {x.question.strip() for x in recorded[1]}]
+        seen = {x.question.strip() for x in recorded[1]}
+        tr, te = [], [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in seen]
         res, rounds = None, [dict(round=0, skipped='recorded mistakes', test_questions=len(te))]
     else:
         tr, te = task(c)

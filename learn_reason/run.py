@@ -6,13 +6,14 @@ Docs: https://learn-reason.github.io/learn_reason/run.html.md"""
 
 # %% ../nbs/07_run.ipynb #f4c1720e
 from __future__ import annotations
-import asyncio, collections, concurrent.futures, random, time
+import asyncio, collections, concurrent.futures, os, random, time
+from pathlib import Path
 from dataclasses import dataclass, field
 from .teacher import Request, Completion, Teacher, TeacherError, BudgetExceeded, Budget, Ledger, approx_tokens
 from .cache import Cache
 
 # %% auto #0
-__all__ = ['Retryable', 'Missing', 'backoff', 'RateLimiter', 'Run', 'arun', 'Flaky', 'sync', 'run']
+__all__ = ['Retryable', 'Missing', 'backoff', 'RateLimiter', 'Run', 'InFlight', 'arun', 'Flaky', 'sync', 'run']
 
 # %% ../nbs/07_run.ipynb #b9c787de
 class Retryable(Exception):
@@ -70,6 +71,34 @@ class Run:
              f'{len(self.failed)} failed, ${"?" if usd is None else f"{usd:.4f}"}, {self.seconds:.1f} s')
         return s + (f'  \n**stopped:** {self.stopped}' if self.stopped else '')
 
+# %% ../nbs/07_run.ipynb #2a3be581
+class InFlight:
+    "Request keys this process is asking now, as `flock`ed files in `folder` (POSIX; elsewhere every claim succeeds)"
+    def __init__(self, folder):
+        self.dir, self.held = Path(folder), {}
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def claim(self, key:str)->bool:
+        "Take request `key`; False while another process (or another `InFlight`) holds it"
+        if os.name != 'posix': return True
+        import fcntl
+        p = self.dir/key
+        while True:
+            fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: os.close(fd); return False
+            try: same = os.fstat(fd).st_ino == os.stat(p).st_ino
+            except FileNotFoundError: same = False
+            if same: self.held[key] = fd; return True
+            os.close(fd)  # its holder removed that file as we opened it: claim the new one
+
+    def release(self, key:str):
+        "Give `key` back (its answer is in the cache, or it failed)"
+        if (fd := self.held.pop(key, None)) is None: return
+        try: os.unlink(self.dir/key)
+        except FileNotFoundError: pass
+        os.close(fd)
+
 # %% ../nbs/07_run.ipynb #b5e9ce3e
 async def _attempt(t:Teacher, r:Request, timeout:float)->Completion:
     try:
@@ -121,20 +150,33 @@ async def arun(teacher:Teacher, # who answers
     todo = collections.deque(k for k in by_key if k not in hits)
     limiter = RateLimiter(getattr(teacher, 'rpm', None), getattr(teacher, 'tpm', None))
 
+    flight = InFlight(cache.path.with_name(cache.path.name + '.inflight')) if cache is not None else None
+
+    async def answered_elsewhere(key:str)->Completion|None:
+        "None once this process holds `key`; the answer, if another process asking it put one in the cache meanwhile"
+        if flight is None: return None
+        while not flight.claim(key): await asyncio.sleep(0.05)
+        if (c := cache.get(key)) is not None: flight.release(key)
+        return c
+
     async def worker():
         while todo and not run.stopped:
             key = todo.popleft(); r = requests[by_key[key][0]]
-            try: reserved = budget.reserve(r)
-            except BudgetExceeded as e: run.stopped = str(e); return
-            c = None
-            try: c = await _one(r)
-            except Exception as e:
-                for i in by_key[key]: run.failed[i] = f'{type(e).__name__}: {e}'
-                if isinstance(e, TeacherError) or run.sent == 0 and not isinstance(e, (_Unfinished, Missing)): raise
-            finally: budget.settle(reserved, r, c)
-            if c is not None:
-                if cache is not None: cache.put(r, c, allow_truncated)
-                run.sent += 1; finish(key, c)
+            if (c := await answered_elsewhere(key)) is not None: finish(key, c); continue
+            try:
+                try: reserved = budget.reserve(r)
+                except BudgetExceeded as e: run.stopped = str(e); return
+                c = None
+                try: c = await _one(r)
+                except Exception as e:
+                    for i in by_key[key]: run.failed[i] = f'{type(e).__name__}: {e}'
+                    if isinstance(e, TeacherError) or run.sent == 0 and not isinstance(e, (_Unfinished, Missing)): raise
+                finally: budget.settle(reserved, r, c)
+                if c is not None:
+                    if cache is not None: cache.put(r, c, allow_truncated)
+                    run.sent += 1; finish(key, c)
+            finally:
+                if flight is not None: flight.release(key)
 
     async def _one(r:Request)->Completion:
         for attempt in range(getattr(teacher, 'max_retries', 6) + 1):

@@ -10,14 +10,14 @@ import asyncio, hashlib, json, os, re, time, warnings
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import setting, Settings, reference_data, UserError
+from .config import setting, Settings, reference_data, UserError, locked, check_identity, IdentityError
 from .data import load, spec
 from .answers import score
 from . import prompts as P
 from .teacher import Teacher, Committee, Request, Completion, Budget, Ledger, TeacherError, BudgetExceeded, approx_tokens, max_prompt_tokens, worst_cost, cost
 from .cache import Cache
 from .run import arun, sync
-from .openai_teacher import OpenAITeacher
+from .openai_teacher import OpenAITeacher, teacher_setting
 from .serve import TeacherServer
 from .scripted import ScriptedTeacher, PERSONAS, Persona
 from .replay import ReplayTeacher, mapd_committee
@@ -25,8 +25,8 @@ from .local_teacher import LocalTeacher
 from .batch import abatch
 
 # %% auto #0
-__all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'row_key',
-           'input_key', 'plan', 'Rows', 'StageResult', 'default_out', 'astage', 'stage']
+__all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'describe',
+           'row_key', 'input_key', 'plan', 'StageFileError', 'Rows', 'StageResult', 'default_out', 'astage', 'stage']
 
 # %% ../nbs/14_stage.ipynb #f5055d35
 _SERVERS = {}
@@ -67,6 +67,9 @@ def get_teacher(s:str|None=None, # a teacher spec (default: the `teacher` settin
         try: kw = {k.strip(): float(v) for k, v in (r.split('=') for r in rates)}
         except ValueError: raise TeacherError(f'bad rates in {s!r}: write them as name=number, e.g. scripted:hasty,wrong_step=0.3') from None
         if bad := sorted(set(kw) - RATES): raise TeacherError(f'unknown rate {bad[0]!r} in {s!r}; valid: {", ".join(sorted(RATES))}')
+        for k, v in kw.items():
+            lo, hi = (-4, 4) if k == 'leniency' else (0, 1)
+            if not lo <= v <= hi: raise TeacherError(f'rate {k}={v:g} in {s!r} is out of range: expected {lo} to {hi}')
         return ScriptedTeacher(persona, examples, **kw)
     if head == 'hf' and rest: return LocalTeacher(rest)
     if head == 'replay' and rest:
@@ -76,6 +79,19 @@ def get_teacher(s:str|None=None, # a teacher spec (default: the `teacher` settin
         return ReplayTeacher(f'replay:{rest}', rest, cache=Cache())
     if s in teacher_sections(): return OpenAITeacher(s)
     raise UnknownTeacher(f'unknown teacher {s!r}; valid: {SPECS}, or a [teacher.NAME] section of settings.ini: {", ".join(teacher_sections())}')
+
+# %% ../nbs/14_stage.ipynb #532ab0b1
+def describe(s:str|None=None, # a teacher spec (default: the `teacher` setting)
+            )->str|dict|list:
+    "What teacher spec `s` stands for: a section's model and endpoint, a committee's members, else the spec itself"
+    s = str(setting('teacher', s)).strip()
+    head, _, rest = s.partition(':')
+    if head == 'served': return describe(rest)
+    if head == 'committee': return [describe(m) for m in rest.split('+')] if rest else [f'scripted:{p}' for p in PERSONAS]
+    if s in teacher_sections():
+        return dict(section=s, model=teacher_setting(s, 'model'),
+                    base_url=teacher_setting(s, 'base_url', None, 'https://api.openai.com/v1'))
+    return s
 
 # %% ../nbs/14_stage.ipynb #6470850c
 PROMPTS = ('zs-cot', 'rationale', 'tailored', 'feedback', 'review')
@@ -123,14 +139,51 @@ def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, t
     return out
 
 # %% ../nbs/14_stage.ipynb #7fcdf232
+class StageFileError(UserError):
+    "An output that is not a stage's JSON-lines file, or one damaged between its rows"
+
+def _row(line:bytes)->dict|None:
+    "The stage row on `line`, or None"
+    try: d = json.loads(line)
+    except ValueError: return None
+    return d if isinstance(d, dict) and {'dataset', 'id', 'prompt'} <= set(d) else None
+
+def _plan_key(row:dict)->str|None:
+    "The key of the request a row was planned from (Zero-shot-CoT's first step)"
+    return row.get('reasoning_key' if row.get('prompt') == 'zs-cot' else 'request_key')
+
+def _scan(path:Path, data:bytes)->list:
+    "The file's rows; refuses a file that holds no stage row, or a damaged line between rows"
+    *lines, tail = data.split(b'\n')
+    rows = [(i, _row(l)) for i, l in enumerate(lines, 1) if l.strip()]
+    bad = [i for i, r in rows if r is None]
+    if bad and len(bad) == len(rows) or not rows and tail.strip() and _row(tail) is None and _whole(tail):
+        raise StageFileError(f'{path} is not a teacher stage\'s JSON-lines file (line {bad[0] if bad else 1} is not a '
+                             f'stage row); give the stage another output')
+    if bad: raise StageFileError(f'{path}:{bad[0]}: damaged line between stage rows; run `learn-reason doctor --fix {path}` '
+                                 f'to set it aside, then run again')
+    return [r for _, r in rows]
+
+def _whole(b:bytes)->bool:
+    "Is `b` a complete JSON value (so not a line cut short)?"
+    try: json.loads(b); return True
+    except ValueError: return False
+
+# %% ../nbs/14_stage.ipynb #682170b5
 class Rows:
     "An append-only JSON-lines file of stage rows, resumable"
     def __init__(self, path):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path)
+        if self.path.is_dir(): raise StageFileError(f'{self.path} is a folder; a stage writes one JSON-lines file')
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = self.path.read_bytes() if self.path.exists() else b''
-        if data and not data.endswith(b'\n'):  # a line cut short by a kill: drop it
-            data = data[:data.rfind(b'\n') + 1]; self.path.write_bytes(data)
-        self.done = {row_key(json.loads(l)) for l in data.decode().splitlines() if l.strip()}
+        rows, cut = _scan(self.path, data), data[data.rfind(b'\n') + 1:]
+        if cut.strip() and (last := _row(cut)) is not None:  # a whole row that only lacks its newline
+            rows.append(last)
+            with open(self.path, 'ab') as f: f.write(b'\n')
+        elif cut: os.truncate(self.path, len(data) - len(cut))  # a line cut short by a kill: drop it
+        self.done, self.keys = set(), {}
+        for r in rows: self.done.add(row_key(r)); self.keys[row_key(r)] = _plan_key(r)
         self.f, self.written = open(self.path, 'a'), 0
 
     def write(self, row:dict):
@@ -138,7 +191,7 @@ class Rows:
         k = row_key(row)
         if k in self.done: return
         self.f.write(json.dumps(row, ensure_ascii=False) + '\n'); self.f.flush()
-        self.done.add(k); self.written += 1
+        self.done.add(k); self.keys[k] = _plan_key(row); self.written += 1
 
     def close(self): self.f.close()
 
@@ -168,10 +221,10 @@ class StageResult:
     def _repr_markdown_(self): return self.summary()
 
 # %% ../nbs/14_stage.ipynb #c40f4aa1
-def _finish_row(row:dict, c:Completion, kind:str)->dict:
-    "A row with the teacher's answer, and for answer-bearing prompts the answer parsed under both rules"
+def _finish_row(row:dict, r:Request, c:Completion, kind:str)->dict:
+    "A row with the teacher's answer to `r`, and for answer-bearing prompts the answer parsed under both rules"
     row = {**row, 'text': c.text, 'finish_reason': c.finish_reason, 'model': c.model, 'prompt_tokens': c.prompt_tokens,
-           'completion_tokens': c.completion_tokens, 'cached': c.cached, 'created': time.time()}
+           'completion_tokens': c.completion_tokens, 'cached': c.cached, 'created': time.time(), 'request_key': r.key()}
     if kind == 'review': row['score'] = P.review_score(c.text)
     if kind in _TEMPLATE:
         s = score(row['dataset'], c.text, row['gold'], _TEMPLATE[kind])
@@ -179,34 +232,40 @@ def _finish_row(row:dict, c:Completion, kind:str)->dict:
     return row
 
 # %% ../nbs/14_stage.ipynb #0f22bebf
-async def _phase(t, pairs, cache, budget, on_row, batch_state, run_kw):
-    "Send one phase's requests (by batch or directly) and hand each answered row to `on_row`"
+async def _phase(t, pairs, cache, budget, on_row, batch_state, run_kw, res):
+    "Send one phase's requests (by batch or directly), count each answer in `res`, and hand each row to `on_row`"
     if not pairs: return None
     reqs, answered = [r for _, r in pairs], {}
     if batch_state is not None and isinstance(t, OpenAITeacher):
         answered = (await abatch(t, reqs, cache, batch_state, budget=budget, allow_truncated=True))['answers']
     elif batch_state is not None: warnings.warn(f'--batch: {t.name} is not an OpenAI-compatible endpoint; its requests are sent directly')
+    def got(i, r, c):  # counted as it arrives, so an interrupted stage's ledger still holds every answer paid for
+        res.ledger.add(r.model, c)
+        if c.cached: res.cached += 1
+        else: res.sent += 1
+        on_row(pairs[i][0], r, c)
     # a row is written for an answer cut off at max_tokens too, so it is cached as well: a resumed stage never pays for it twice
-    return await arun(t, reqs, cache, budget, on_result=lambda i, r, c: on_row(pairs[i][0], c), allow_truncated=True,
-                      answered=answered, **run_kw)
+    return await arun(t, reqs, cache, budget, on_result=got, allow_truncated=True, answered=answered, **run_kw)
 
-async def _stage_member(t, rows_out, exs, dataset, split, kind, samples, temperature, inputs, cache, budget, batch_state, run_kw, res):
-    todo = [(row, r) for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs) if row_key(row) not in rows_out.done]
+async def _stage_member(t, rows_out, pairs, dataset, kind, cache, budget, batch_state, run_kw, res):
+    todo = [(row, r) for row, r in pairs if row_key(row) not in rows_out.done]
     res.rows += len(todo)
     if kind != 'zs-cot':
-        run = await _phase(t, todo, cache, budget, lambda row, c: rows_out.write(_finish_row(row, c, kind)), batch_state, run_kw)
+        run = await _phase(t, todo, cache, budget, lambda row, r, c: rows_out.write(_finish_row(row, r, c, kind)), batch_state,
+                           run_kw, res)
         return [run]
     reasoning = {}
-    run1 = await _phase(t, todo, cache, budget, lambda row, c: reasoning.__setitem__(row_key(row), (row, c)), batch_state, run_kw)
-    def answer(row, c):
-        _, rc = reasoning[row_key(row)]
-        out = _finish_row(row, c, kind)
-        out.update(reasoning=rc.text, reasoning_finish_reason=rc.finish_reason, prompt_tokens=rc.prompt_tokens + c.prompt_tokens,
-                   completion_tokens=rc.completion_tokens + c.completion_tokens)
+    run1 = await _phase(t, todo, cache, budget, lambda row, r, c: reasoning.__setitem__(row_key(row), (row, r, c)), batch_state,
+                        run_kw, res)
+    def answer(row, r, c):
+        _, r1, rc = reasoning[row_key(row)]
+        out = _finish_row(row, r, c, kind)
+        out.update(reasoning=rc.text, reasoning_finish_reason=rc.finish_reason, reasoning_key=r1.key(),
+                   prompt_tokens=rc.prompt_tokens + c.prompt_tokens, completion_tokens=rc.completion_tokens + c.completion_tokens)
         rows_out.write(out)
     step2 = [(row, t.request(P.zs_cot_answer(row['question'], c.text), sample=row['sample'], dataset=dataset, id=row['id']))
-             for row, c in reasoning.values()]
-    return [run1, await _phase(t, step2, cache, budget, answer, batch_state, run_kw)]
+             for row, _, c in reasoning.values()]
+    return [run1, await _phase(t, step2, cache, budget, answer, batch_state, run_kw, res)]
 
 # %% ../nbs/14_stage.ipynb #78d364d4
 def default_out(dataset:str, split:str, kind:str, teacher)->Path:
@@ -214,13 +273,41 @@ def default_out(dataset:str, split:str, kind:str, teacher)->Path:
     name = teacher if isinstance(teacher, str) else 'committee' if isinstance(teacher, Committee) else teacher.name
     return Path(setting('runs_dir'))/'teacher'/f'{dataset}_{split}_{kind}_{re.sub(r"[^A-Za-z0-9.+-]+", "-", name)}.jsonl'
 
+def _endpoint(t)->str|None:
+    "Where a teacher is reached, when that is part of what answers (a loopback server started for this process is not)"
+    return None if t.name.startswith('served:') else getattr(t, 'base_url', None)
+
+def _check_stage(out:Path, rows_out:Rows, plans:dict, dataset:str, split:str, kind:str):
+    "Refuse to resume `out` when its rows were asked of another model, endpoint, sampling or prompt"
+    teachers = {m.name: dict(model=p[0][1].model, endpoint=_endpoint(m), temperature=p[0][1].temperature, top_p=p[0][1].top_p,
+                             max_tokens=p[0][1].max_tokens, stop=p[0][1].stop) for m, p in plans.items() if p}
+    check_identity(out, dict(dataset=dataset, split=split, prompt=kind, teachers=teachers), 'teacher stage output', grow=True)
+    for m, pairs in plans.items():
+        for row, r in pairs:
+            if (k := rows_out.keys.get(row_key(row))) and k != r.key():
+                raise IdentityError(f'{out}: row {row["id"]} sample {row["sample"]} was asked of {m.name} with another request '
+                                    f'(the prompt or its settings changed); give another output, or delete it to start over')
+
+def _spent(out:Path)->float:
+    "Dollars that earlier runs of this output spent, from its ledger"
+    p, usd = out.with_name(out.name + '.ledger.jsonl'), 0.0
+    for line in (p.read_text().splitlines() if p.is_file() else []):
+        try: usd += sum(r.get('usd') or 0.0 for r in json.loads(line).get('ledger', {}).values())
+        except (ValueError, AttributeError): continue  # a line cut short by a kill
+    return usd
+
 async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  dataset:str, split:str='train', prompt:str='zs-cot', samples:int=1, temperature:float|None=None,
                  limit:int|None=None, out=None, budget:float|None=None, dry_run:bool=False, batch:bool=False,
                  inputs:list|None=None, cache:Cache|None=None, progress:bool=True,
                  examples:list|None=None, # these `Example`s instead of loading the split (e.g. only the questions a student got wrong)
+                 cumulative:bool=False, # the budget covers every run of this output: what its ledger says was spent counts
                  **load_kw)->StageResult:
     "Run teacher stage `prompt` over `dataset`/`split`, resuming whatever `out` already holds"
+    if not (isinstance(samples, int) and samples >= 1): raise UserError(f'samples: expected a whole number >= 1, got {samples!r}')
+    if limit is not None and not (isinstance(limit, int) and limit >= 1): raise UserError(f'limit: expected a whole number >= 1, got {limit!r}')
+    if temperature is not None and not 0 <= temperature <= 2: raise UserError(f'temperature: expected 0 to 2, got {temperature!r}')
+    if budget is not None and not budget >= 0: raise UserError(f'budget: expected dollars >= 0, got {budget!r}')
     name = spec(dataset).name
     exs = examples if examples is not None else load(name, split, limit=limit, **load_kw)
     t = get_teacher(teacher, [(e, name) for e in exs]) if isinstance(teacher, (str, type(None))) else teacher
@@ -228,25 +315,28 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
     cache = cache if cache is not None else Cache()
     members = list(t) if isinstance(t, Committee) else [t]
     if dry_run: return _dry_run(members, exs, name, split, prompt, samples, temperature, inputs, cache, out)
-    rows_out, bud = Rows(out), Budget(budget)
-    res = StageResult(out, 0, 0, len(rows_out.done), Ledger())
-    try:
-        for m in members:
-            state = out.with_name(out.name + f'.{re.sub(r"[^A-Za-z0-9]+", "-", m.name)}.batch.json') if batch else None
-            runs = await _stage_member(m, rows_out, exs, name, split, prompt, samples, temperature, inputs, cache, bud, state,
-                                       dict(progress=progress, desc=f'{m.name} {prompt}'), res)
-            for r in filter(None, runs):
-                res.sent += r.sent; res.cached += r.cached; res.failed += len(r.failed); res.stopped = res.stopped or r.stopped
-                for model, row in r.ledger.rows.items():
-                    tot = res.ledger.rows.setdefault(model, dict(requests=0, cached=0, prompt_tokens=0, completion_tokens=0, usd=0.0))
-                    for k, v in row.items(): tot[k] = None if v is None or tot[k] is None else tot[k] + v
-            if res.stopped: break
-    finally:
-        rows_out.close(); res.written = rows_out.written
-        res.rows = res.present + res.rows
-        with open(out.with_name(out.name + '.ledger.jsonl'), 'a') as f:
-            f.write(json.dumps(dict(time=time.time(), teacher=str(teacher if isinstance(teacher, str) else t), prompt=prompt,
-                                    written=res.written, sent=res.sent, cached=res.cached, failed=res.failed, ledger=res.ledger.rows)) + '\n')
+    with locked(out):  # one writer: a second process waits here, then finds the rows done
+        rows_out = Rows(out)
+        plans = {m: plan(m, exs, name, split, prompt, samples, temperature, inputs) for m in members}
+        try: _check_stage(out, rows_out, plans, name, split, prompt)
+        except UserError: rows_out.close(); raise
+        bud = Budget(budget)
+        if cumulative: bud.spent = _spent(out)
+        res = StageResult(out, 0, 0, len(rows_out.done), Ledger())
+        try:
+            for m in members:
+                state = out.with_name(out.name + f'.{re.sub(r"[^A-Za-z0-9]+", "-", m.name)}.batch.json') if batch else None
+                runs = await _stage_member(m, rows_out, plans[m], name, prompt, cache, bud, state,
+                                           dict(progress=progress, desc=f'{m.name} {prompt}'), res)
+                for r in filter(None, runs): res.failed += len(r.failed); res.stopped = res.stopped or r.stopped
+                if res.stopped: break
+        finally:
+            rows_out.close(); res.written = rows_out.written
+            res.rows = res.present + res.rows
+            with open(out.with_name(out.name + '.ledger.jsonl'), 'a') as f:
+                f.write(json.dumps(dict(time=time.time(), teacher=str(teacher if isinstance(teacher, str) else t), prompt=prompt,
+                                        written=res.written, sent=res.sent, cached=res.cached, failed=res.failed,
+                                        ledger=res.ledger.rows)) + '\n')
     return res
 
 def stage(*args, **kwargs)->StageResult:
@@ -255,7 +345,7 @@ def stage(*args, **kwargs)->StageResult:
 
 # %% ../nbs/14_stage.ipynb #f2f34db2
 def _dry_run(members, exs, dataset, split, kind, samples, temperature, inputs, cache, out)->StageResult:
-    done = Rows(out).done if Path(out).exists() else set()
+    done = {row_key(r) for r in _scan(Path(out), Path(out).read_bytes())} if Path(out).is_file() else set()
     est = dict(out=str(out), rows=0, done=0, cached=0, requests=0, input_tokens=0, input_bound=0, output_bound=0, usd_bound=0.0)
     for t in members:
         for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs):

@@ -292,6 +292,11 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
     if not isinstance(student, Student): student = str(setting('student', student))
     if isinstance(recipe, str) and recipe not in RECIPES: raise UserError(f'unknown recipe {recipe!r}; valid: {", ".join(RECIPES)}')
     r = {**(RECIPES[recipe] if isinstance(recipe, str) else recipe), **{k: v for k, v in dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size).items() if v is not None}}
+    for k, ok, want in (('epochs', lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'a whole number >= 1'),
+                        ('batch_size', lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'a whole number >= 1'),
+                        ('learning_rate', lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+                         'a number above 0, below 1')):
+        if not ok(r.get(k)): raise UserError(f'{k}: expected {want}, got {r.get(k)!r}')
     if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
     sname = init or (student if isinstance(student, str) else student.name)
     cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, recipe=r, student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),

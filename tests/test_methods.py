@@ -68,6 +68,6 @@ def test_bad_method_parameters_are_one_line(env):
                        (['dataset=gsm9k'], 'parameter dataset: expected one of'),
                        (['epochs=five'], "parameter epochs: expected a whole number >= 1, got 'five'"),
                        (['round=2'], "unknown parameter 'round'"),
-                       (['methods=mapdd'], 'parameter methods: expected presets finetune_cot')]:
+                       (['methods=mapdd'], 'parameter methods: expected one or more of the presets finetune_cot')]:
         r = cli('method', *args, env=env)
         assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)

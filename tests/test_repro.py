@@ -30,7 +30,7 @@ reports:
     assert r.returncode == 1, r.stdout + r.stderr[-3000:]
     assert 't: 5 cells, 5 run, 0 already finished, 3 failed' in r.stdout, r.stdout
     for cell, says in [('bad-dataset', 'parameter dataset: expected one of'), ('bad-D', 'parameter diverse: expected a whole number >= 1, got 0'),
-                       ('bad-type', "parameter learning_rate: expected a number, got 'fast'")]:
+                       ('bad-type', "parameter learning_rate: expected a number above 0, below 1, got 'fast'")]:
         assert f'failed: {cell}: ConfigError: {says}' in r.stderr, r.stderr
         assert f'notebook: {root/cell/"finetune_cot.ipynb"}' in r.stderr
         nb = nbformat.read(str(root/cell/'finetune_cot.ipynb'), as_version=4)
