@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/formats.html.md"""
 
 # %% ../nbs/16_formats.ipynb #4c0e02f3
 from __future__ import annotations
-import json, random, re, urllib.request, warnings
+import json, random, urllib.request, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from .config import setting, UserError
@@ -32,14 +32,21 @@ class Format:
     stop:tuple=()              # strings that end a generation
     answer_step:str|None=None  # Zero-shot-CoT: after the reasoning, this is appended and a short answer generated
     about:str=''
+    joint:bool=False           # tokenise prompt + target as one text (Learn-to-Reason), not apart (Fine-tune-CoT, MAPD)
+    prompt_gen:str|None=None   # the prompt to generate from, where the paper tested on another text than it trained on
 
     @property
     def trains(self)->bool: return self.target is not None
 
 # %% ../nbs/16_formats.ipynb #7bdde9dc
-_MAPD_RATIONALE = "### Instruction:\nAnswer the following question. Let's think step by step.\n### Input:\n{q}\n### Response:"
-_MAPD_FEEDBACK = ('### Instruction:\n' + MAPD_FEEDBACK.split('\n')[0] + '\n### Input:\nQuestion: {q}\nStudent\'s Answer: {attempt}\n'
-                  'Hint: The correct answer should be {a}.\n### Response:')
+# MAPD's `data.py` strips its Alpaca template, so the instruction ends at '### Response:', and appends the response
+# tokenised apart (no special tokens) and EOS: nothing comes between the two. Its `test.py` formats the same template
+# unstripped, a newline before '### Instruction:' and after '### Response:' (`prompt_gen`).
+_MAPD_RATIONALE = ("### Instruction:\nAnswer the following question. Let's think step by step.\n### Input:\n{q}\n"
+                   "### Response:")
+# the feedback input keeps the last line break of the teacher prompt it is cut from: a blank line before '### Response:'
+_MAPD_FEEDBACK = ('### Instruction:\n' + MAPD_FEEDBACK.split('\n')[0] + "\n### Input:\nQuestion: {q}\n"
+                  "Student's Answer: {attempt}\nHint: The correct answer should be {a}.\n\n### Response:")
 
 FORMATS = {f.name: f for f in [
     Format('ft_cot_token', '{q} ###', ' {r} --> {a}', '{q}', '{r} --> {a}', 'ft_cot_token', about="Fine-tune-CoT's student format"),
@@ -48,11 +55,14 @@ FORMATS = {f.name: f for f in [
     Format('zs_cot', "Q: {q}\nA: Let's think step by step.", template='zs_cot', answer_step='\nTherefore, the answer is',
            about='Zero-shot-CoT prompting: reasoning, then the answer step'),
     Format('fs_cot', '{shots}\nQ: {q}\nA:', None, '{shots}\nQ: {q}\nA:', None, 'fs_cot', stop=('\nQ:',), about='Few-shot-CoT prompting'),
-    Format('l2r', '{shots}Question: {q}\nReasoning: ', '{r_line}\nAnswer: {a} ', template='l2r', prompt_weight=0.1, stop=('\n\n',),
+    Format('l2r', '{demos}Question: {q}\nReasoning: ', '{r_line}\nAnswer: {a_l2r} ', template='l2r', prompt_weight=0.1,
+           stop=('\n\n',), joint=True,
            about="Learn-to-Reason's student format (rationale on one line, prefix weighted 0.1)"),
-    Format('l2r_answer', 'Question: {q}\nAnswer:', ' {a} ', template='l2r', stop=('\n\n',), about="Learn-to-Reason's answer-only baseline"),
-    Format('mapd_rationale', _MAPD_RATIONALE, '\n{r}', template='fs_cot', about="MAPD's rationale instruction"),
-    Format('mapd_feedback', _MAPD_FEEDBACK, '\n{feedback}', template='fs_cot', about="MAPD's mistake-feedback instruction"),
+    Format('l2r_answer', 'Question: {q}\nAnswer:', ' {a_l2r} ', template='l2r', prompt_weight=0.1, stop=('\n\n',),
+           joint=True, about="Learn-to-Reason's answer-only baseline"),
+    Format('mapd_rationale', _MAPD_RATIONALE, '{r}', template='fs_cot', prompt_gen='\n' + _MAPD_RATIONALE + '\n',
+           about="MAPD's rationale instruction"),
+    Format('mapd_feedback', _MAPD_FEEDBACK, '{feedback}', template='fs_cot', about="MAPD's mistake-feedback instruction"),
 ]}
 
 def get_format(name:str)->Format:
@@ -65,21 +75,28 @@ def _field(ex, k:str, default=None):
     v = ex.get(k, default) if isinstance(ex, dict) else getattr(ex, k, default)
     return default if v is None else v
 
+def _one_line(r:str)->str:
+    "Learn-to-Reason's rationale line: newlines become spaces, then every double space is deleted"
+    return r.replace('\n', ' ').strip().replace('  ', '').strip()
+
 def fields(ex, shots:str='')->dict:
     "The values a format string can use, from example (or row) `ex`"
-    r = str(_field(ex, 'rationale', '')).strip()
-    return dict(q=str(_field(ex, 'question', '')).strip(), a=str(_field(ex, 'answer', '')).strip(), r=r, r_line=re.sub(r'\s*\n\s*', ' ', r),
-                attempt=str(_field(ex, 'attempt', '')).strip(), feedback=str(_field(ex, 'feedback', '')).strip(), shots=shots)
+    raw, a = str(_field(ex, 'rationale', '')), str(_field(ex, 'answer', '')).strip()
+    return dict(q=str(_field(ex, 'question', '')).strip(), a=a, r=raw.strip(), r_line=_one_line(raw),
+                a_l2r=dict(yes='Yes', no='No').get(a.lower(), a), attempt=str(_field(ex, 'attempt', '')).strip(),
+                feedback=str(_field(ex, 'feedback', '')).strip(), shots=shots,
+                demos=shots.rstrip('\n') + '\n\n' if shots.strip() else '')
 
 def render(fmt:Format, ex, seq2seq:bool=False, shots:str='', target:bool=True)->tuple:
-    "`(prompt, target)` text of example `ex` in format `fmt` (target None if not asked for or the format has none)"
-    p, t = (fmt.prompt_s2s, fmt.target_s2s) if seq2seq else (fmt.prompt, fmt.target)
+    "`(prompt, target)` of `ex` in format `fmt`; without the target (None), the prompt the paper generated from"
+    if seq2seq: p, t = fmt.prompt_s2s, fmt.target_s2s
+    else: p, t = fmt.prompt if target or not fmt.prompt_gen else fmt.prompt_gen, fmt.target
     if p is None: raise UserError(f'format {fmt.name!r} is for decoder students only')
-    if fmt.name == 'l2r' and shots: shots = shots.rstrip('\n') + '\n'
     f = fields(ex, shots)
     if target and t is not None:
         need = [k for k in ('r', 'feedback', 'attempt') if '{' + k in t and not f[k]]
-        if need: raise DataError(f'{_field(ex, "id", "example")}: format {fmt.name} needs a {need[0].replace("r", "rationale", 1) if need[0] == "r" else need[0]} to train on')
+        if need: raise DataError(f'{_field(ex, "id", "example")}: format {fmt.name} needs a '
+                                 f'{dict(r="rationale").get(need[0], need[0])} to train on')
     return p.format(**f), (t.format(**f) if target and t is not None else None)
 
 # %% ../nbs/16_formats.ipynb #4257ed44
@@ -114,20 +131,30 @@ def few_shot_prompt(name:str, # dataset name
 # %% ../nbs/16_formats.ipynb #ae021cd7
 def _ids(tok, text:str, special:bool)->list: return tok(text, add_special_tokens=special)['input_ids']
 
+def _split(tok, p:str, t:str, seq2seq:bool, joint:bool)->tuple:
+    "Prompt and target ids (ending with EOS): tokenised apart, or as one text split where the paper counts the prompt"
+    eos = tok.eos_token_id
+    if joint and not seq2seq:  # Learn-to-Reason: tokens 1 .. len(prompt ids) of the one text carry the prompt weight
+        ids = _ids(tok, p + t, True)
+        if ids[-1:] != [eos]: ids = ids + [eos]
+        n = min(len(_ids(tok, p, True)) + 1, len(ids))
+        return ids[:n], ids[n:]
+    tids = _ids(tok, t, seq2seq)  # T5's tokenizer ends a text with </s> itself; a decoder's target gets EOS here
+    return _ids(tok, p, True), tids if tids[-1:] == [eos] else tids + [eos]
+
 def encode(tok, # the student's tokenizer
            fmt:Format, ex, seq2seq:bool=False, shots:str='',
            max_prompt:int=512, max_target:int=512, # Fine-tune-CoT's limits
            prompt_weight:float|None=None, # override the format's prompt weight
+           joint:bool|None=None, # override the format's tokenisation (one text, or prompt and target apart)
           )->dict:
     "Token ids, labels (-100: not learnt) and loss weights for example `ex` in format `fmt`"
     p, t = render(fmt, ex, seq2seq, shots)
     if t is None: raise UserError(f'format {fmt.name!r} is for prompting only: it has no target to train on')
-    w = fmt.prompt_weight if prompt_weight is None else prompt_weight
-    pids = _ids(tok, p, True)
-    tids = _ids(tok, t, seq2seq)  # T5's tokenizer ends a text with </s> itself; a decoder's target gets EOS here
-    if not tids or tids[-1] != tok.eos_token_id: tids = tids + [tok.eos_token_id]
+    w = float(fmt.prompt_weight if prompt_weight is None else prompt_weight)
+    pids, tids = _split(tok, p, t, seq2seq, fmt.joint if joint is None else joint)
     cut = [k for k, ids, m in (('prompt', pids, max_prompt), ('target', tids, max_target)) if len(ids) > m]
     pids, tids = pids[-max_prompt:], tids[:max_target]
     out = dict(id=_field(ex, 'id'), truncated=cut or None, n_prompt=len(pids))
     if seq2seq: return dict(out, input_ids=pids, labels=tids, weights=[1.0] * len(tids))
-    return dict(out, input_ids=pids + tids, labels=[i if w else -100 for i in pids] + tids, weights=[float(w)] * len(pids) + [1.0] * len(tids))
+    return dict(out, input_ids=pids + tids, labels=[i if w else -100 for i in pids] + tids, weights=[w] * len(pids) + [1.0] * len(tids))
