@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .config import setting, UserError
 from .data import spec
-from .formats import Format, get_format, encode
+from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
 from .generate import evaluate, Evaluation
 
 # %% auto #0
-__all__ = ['RECIPES', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator', 'token_loss', 'last_hidden',
-           'triplet_loss', 'read_metrics', 'TrainResult', 'train']
+__all__ = ['REPRS', 'RECIPES', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator', 'token_loss', 'last_hidden',
+           'triplet_loss', 'pool_hidden', 'hidden_repr', 'read_metrics', 'TrainResult', 'train']
 
 # %% ../nbs/18_train.ipynb #abc1cca1
 class EmptyTrainingSet(UserError):
@@ -30,11 +30,14 @@ def features(tok, # the student's tokenizer
              rows:list, # training rows: `id`, `question`, `answer`, `rationale` (+ `attempt`, `feedback` for MAPD)
              fmt:Format, seq2seq:bool=False, shots:str='',
              negatives:dict|None=None, # `{id: [wrong student rationales]}`: turns on the triplet loss's pairs
-             feedback:bool=False, # also encode MAPD's feedback pair (`mapd_feedback`) for each row
-             max_prompt:int=512, max_target:int=512, prompt_weight:float|None=None)->list:
+             feedback:bool=False, # also encode MAPD's feedback pair for each row
+             max_prompt:int=512, max_target:int=512, prompt_weight:float|None=None,
+             feedback_format:str|Format='mapd_feedback', # the format of that feedback pair
+            )->list:
     "Encoded training examples, with the sequences the triplet and MAPD losses need"
     if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
     kw = dict(seq2seq=seq2seq, shots=shots, max_prompt=max_prompt, max_target=max_target, prompt_weight=prompt_weight)
+    ffmt = get_format(feedback_format) if isinstance(feedback_format, str) else feedback_format
     by_q = {}
     for r in rows: by_q.setdefault(_group(r), []).append(str(r.get('rationale') or '').strip())
     out = []
@@ -45,7 +48,7 @@ def features(tok, # the student's tokenizer
             own = str(r.get('rationale') or '').strip()
             f['pos'] = [encode(tok, fmt, {**r, 'rationale': p}, **kw) for p in dict.fromkeys(by_q[f['group']]) if p != own][:10]
             f['neg'] = [encode(tok, fmt, {**r, 'rationale': n}, **kw) for n in dict.fromkeys(negatives.get(f['group'], []))][:4]
-        if feedback: f['fb'] = encode(tok, get_format('mapd_feedback'), r, **kw)
+        if feedback: f['fb'] = encode(tok, ffmt, r, **kw)
         out.append(f)
     return out
 
@@ -91,7 +94,9 @@ def _part(fs:list, pad_id:int, pad_to:int|None=None)->dict:
     ids = _pad([f['input_ids'] for f in fs], pad_id, pad_to)
     lens = torch.tensor([len(f['input_ids']) for f in fs])
     return dict(input_ids=ids, attention_mask=(torch.arange(ids.shape[1])[None] < lens[:, None]).long(),
-                labels=_pad([f['labels'] for f in fs], -100, pad_to), weights=_pad([f['weights'] for f in fs], 0.0, pad_to).float())
+                labels=_pad([f['labels'] for f in fs], -100, pad_to),
+                weights=_pad([f['weights'] for f in fs], 0.0, pad_to).float(),
+                n_prompt=torch.tensor([f.get('n_prompt', 0) for f in fs]))  # where each target starts (a decoder's)
 
 class Collator:
     "Pads each part of a batch to its longest sequence (or to `pad_to`); draws each example's positive and negative"
@@ -136,6 +141,26 @@ def triplet_loss(a, p, n, margin:float=1.0):
     import torch.nn.functional as F
     return F.relu(-F.cosine_similarity(a, p, dim=-1) + F.cosine_similarity(a, n, dim=-1) + margin)
 
+# %% ../nbs/18_train.ipynb #eb5dea53
+REPRS = ('last', 'pool')  # the triplet loss's representations (`train(reflection_repr=...)`)
+
+def pool_hidden(out, part:dict, seq2seq:bool):
+    "The mean of the last layer's hidden states over each sequence's target tokens (the rationale, not the prompt)"
+    import torch
+    if seq2seq: h, m = out.decoder_hidden_states[-1], part['labels'] != -100
+    else:
+        h = out.hidden_states[-1]
+        start = part.get('n_prompt', torch.zeros(h.shape[0], dtype=torch.long)).to(h.device)
+        m = part['attention_mask'].bool() & (torch.arange(h.shape[1], device=h.device)[None] >= start[:, None])
+    m = m.float()[..., None]  # summed in float32: a bf16 sum over hundreds of tokens loses digits
+    return (h.float() * m).sum(1) / m.sum(1).clamp(min=1)
+
+def hidden_repr(out, part:dict, seq2seq:bool, how:str='last'):
+    "The triplet loss's representation of each sequence of `part`: `how` is 'last' or 'pool'"
+    if how == 'last': return last_hidden(out, part, seq2seq)
+    if how == 'pool': return pool_hidden(out, part, seq2seq)
+    raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {how!r}")
+
 # %% ../nbs/18_train.ipynb #49b0fae2
 def _trainer_cls():
     "The `Trainer` subclass (defined on first use: importing transformers' Trainer is slow)"
@@ -144,8 +169,10 @@ def _trainer_cls():
     from transformers import Trainer
 
     class DistillTrainer(Trainer):
-        def __init__(self, *a, seq2seq=False, alpha=None, cl_ratio=0.5, margin=1.0, unique=False, group=True, **kw):
+        def __init__(self, *a, seq2seq=False, alpha=None, cl_ratio=0.5, margin=1.0, unique=False, group=True,
+                     reflection_repr='last', **kw):
             super().__init__(*a, **kw)
+            self.reflection_repr = reflection_repr
             self.seq2seq, self.alpha, self.cl_ratio, self.margin, self.unique, self.group = seq2seq, alpha, cl_ratio, margin, unique, group
             self.loss_is_scaled_for_ga, self._terms = False, {}
 
@@ -160,8 +187,9 @@ def _trainer_cls():
             else: loss = ce
             if need_h:
                 idx = torch.tensor(inputs['triplet'], device=ce.device)
-                a = last_hidden(out, inputs['main'], self.seq2seq)[idx]
-                p, n = (last_hidden(_forward(model, inputs[k], self.seq2seq, hidden=True), inputs[k], self.seq2seq) for k in ('pos', 'neg'))
+                rep = lambda o, k: hidden_repr(o, inputs[k], self.seq2seq, self.reflection_repr)
+                a = rep(out, 'main')[idx]
+                p, n = (rep(_forward(model, inputs[k], self.seq2seq, hidden=True), k) for k in ('pos', 'neg'))
                 terms['triplet'] = triplet_loss(a, p, n, self.margin).mean()
                 loss = loss + self.cl_ratio * terms['triplet']
             for k, v in terms.items(): self._terms.setdefault(k, []).append(v.detach().float().item())
@@ -280,7 +308,9 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
           prompt_weight:float|None=None, # default: the format's (0.1 for `l2r`)
           negatives:dict|None=None, # `{id: [wrong student rationales]}`: adds the self-reflection triplet loss
           cl_ratio:float=0.5, margin:float=1.0,
+          reflection_repr:str='last', # the triplet loss's representation: 'last' real token's hidden state, or 'pool'
           feedback_alpha:float|None=None, # MAPD: α of α·CE(feedback) + (1-α)·CE(rationale); rows need `attempt` and `feedback`
+          feedback_format:str|Format='mapd_feedback', # MAPD: the format of the feedback pair
           eval_examples:list|None=None, # evaluated after every epoch (Fine-tune-CoT: the test split)
           eval_kw:dict|None=None, # `evaluate` arguments (samples, max_new, batch_size, ...)
           init:str|None=None, # continue from this folder (the previous round's `final/`) instead of `student`
@@ -297,18 +327,35 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
                         ('learning_rate', lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
                          'a number above 0, below 1')):
         if not ok(r.get(k)): raise UserError(f'{k}: expected {want}, got {r.get(k)!r}')
+    if reflection_repr not in REPRS:
+        raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {reflection_repr!r}")
+    ffmt = _feedback_format(feedback_format)
     if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
     sname = init or (student if isinstance(student, str) else student.name)
-    cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, recipe=r, student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),
+    cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, fmt_text=_config_hash(f=asdict(fmt)), recipe=r, student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),
                cl_ratio=cl_ratio, margin=margin, alpha=feedback_alpha, lora=lora, seed=seed, shots=shots, max_prompt=max_prompt,
                max_target=max_target, evals=[e.id for e in eval_examples or []], eval_kw=eval_kw, group=group_by_length, pad_to=pad_to)
+    # added only when not the default, so the stage folders written before these choices existed keep their hashes
+    if reflection_repr != 'last': cfg['reflection_repr'] = reflection_repr
+    if ffmt.name != 'mapd_feedback': cfg['feedback_format'] = ffmt.name
     out = Path(out or Path(store or Path(setting('runs_dir'))/'train')/_config_hash(**cfg))
     with _stage_lock(out):  # two processes asking for one stage (parallel sweep cells): the second waits, then finds it done
         state = json.loads((out/'train.json').read_text()) if (out/'train.json').is_file() else {}
         if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
         if state.get('config') not in (None, cfg): raise UserError(f'{out} holds a training stage with another configuration; use another folder')
         return _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, feedback_alpha, eval_examples,
-                      eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to, progress)
+                      eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to, progress,
+                      reflection_repr=reflection_repr, feedback_format=ffmt)
+
+def _feedback_format(v)->Format:
+    "`train`'s `feedback_format`: a format with a target, refused with the parameter's name otherwise"
+    f = v if isinstance(v, Format) else FORMATS.get(v) if isinstance(v, str) else None
+    if f is None:
+        valid = ', '.join(k for k, g in FORMATS.items() if g.trains)
+        raise UserError(f'feedback_format: unknown format {v!r}; valid: {valid}')
+    if not f.trains:
+        raise UserError(f'feedback_format: format {f.name!r} is for prompting only: it has no target to train on')
+    return f
 
 @contextmanager
 def _stage_lock(out:Path):
@@ -323,9 +370,11 @@ def _stage_lock(out:Path):
 
 # %% ../nbs/18_train.ipynb #e30545fa
 def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, alpha, eval_examples, eval_kw,
-           init, lora, shots, max_prompt, max_target, group, pad_to, progress)->TrainResult:
+           init, lora, shots, max_prompt, max_target, group, pad_to, progress, reflection_repr='last',
+           feedback_format='mapd_feedback')->TrainResult:
     s = load_student(init, seed=seed) if init else load_student(student, lora=lora, seed=seed) if isinstance(student, str) else student
-    fs = features(s.tok, rows, fmt, s.seq2seq, shots, negatives, alpha is not None, max_prompt, max_target, prompt_weight)
+    fs = features(s.tok, rows, fmt, s.seq2seq, shots, negatives, alpha is not None, max_prompt, max_target,
+                  prompt_weight, feedback_format=feedback_format)
     out.mkdir(parents=True, exist_ok=True)
     state = dict(config=cfg, examples=len(fs), truncated=sum(bool(f['truncated']) for f in fs), done=False)
     (out/'train.json').write_text(json.dumps(state, indent=1))
@@ -333,7 +382,8 @@ def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_r
     cbs = [_epoch_eval_cls()(s, eval_examples, fmt, out, dict(dict(shots=shots), **eval_kw))] if eval_examples else []
     T = _trainer_cls()
     tr = T(model=s.model, args=_args(out, r, seed, progress, len(fs)), train_dataset=fs, data_collator=Collator(s.tok.pad_token_id, seed, pad_to),
-           callbacks=cbs, seq2seq=s.seq2seq, alpha=alpha, cl_ratio=cl_ratio, margin=margin, unique=negatives is not None, group=group)
+           callbacks=cbs, seq2seq=s.seq2seq, alpha=alpha, cl_ratio=cl_ratio, margin=margin,
+           unique=negatives is not None, group=group, reflection_repr=reflection_repr)
     ck = _last_checkpoint(out)
     start = json.loads((Path(ck)/'trainer_state.json').read_text())['epoch'] if ck else 0
     if not progress:
