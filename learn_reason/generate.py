@@ -154,8 +154,21 @@ def _read_rows(path)->dict:
             raise UserError(f'{path}:{i}: damaged line between evaluation rows; run `learn-reason doctor --fix {path}` '
                             f'to set it aside, then run again')
         done[(r['id'], r['sample'])] = r
+    if cut and not done and _foreign(cut):  # one complete JSON value that is no row: someone else's file, not a cut row
+        raise UserError(f'{path} is not an evaluation\'s JSON-lines file; give another output')
     if cut: os.truncate(path, len(data) - len(cut))  # a line cut short by a kill
     return done
+
+def _foreign(b:bytes)->bool:
+    "Is `b` a complete JSON value other than an evaluation row (so not a row cut short by a kill)?"
+    try: r = json.loads(b)
+    except ValueError: return False
+    return not (isinstance(r, dict) and 'id' in r and 'sample' in r)
+
+def _fingerprint(fmt:Format)->str:
+    "A short hash of everything a format renders (its name alone misses a changed text)"
+    import dataclasses
+    return hashlib.sha256(json.dumps(dataclasses.asdict(fmt), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 def _check_eval(samples, temperature, top_p, max_new, batch_size):
     "Sampling and sizes in range, or a `UserError` naming the argument"
@@ -192,8 +205,8 @@ def evaluate(s:Student, # the student
     args = (s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots, seed, progress)
     if not out: return _evaluate(*args)
     with locked(out):  # one writer; and rows made by another student, format or sampling are never resumed as ours
-        check_identity(out, dict(student=s.name, format=fmt.name, dataset=name, max_new=max_new, seed=seed,
-                                 shots=hashlib.sha256(shots.encode()).hexdigest()[:12], do_sample=do_sample,
+        check_identity(out, dict(student=s.name, format=fmt.name, format_text=_fingerprint(fmt), dataset=name, max_new=max_new,
+                                 seed=seed, shots=hashlib.sha256(shots.encode()).hexdigest()[:12], do_sample=do_sample,
                                  temperature=temperature if do_sample else None, top_p=top_p if do_sample else None), 'evaluation')
         return _evaluate(*args)
 
