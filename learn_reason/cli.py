@@ -254,11 +254,13 @@ def _literal(v:str):
 
 def cmd_method(a):
     "Run a method configuration given as NAME=VALUE parameters; print each round as a JSON line"
-    from learn_reason.pipeline import run, make_config
+    from learn_reason.pipeline import run, make_config, effective_config
     bad = [p for p in a.params if '=' not in p]
     if bad: raise UserError(f'parameters are NAME=VALUE, got {bad[0]!r} (e.g. learn-reason method methods=learn_to_reason rounds=2)')
     params = {k.replace('-', '_'): _literal(v) for k, v in (p.split('=', 1) for p in a.params)}
-    r = run(make_config(**params), progress=not a.quiet)
+    c = make_config(**params)
+    if a.print_config: print(json.dumps(effective_config(c), indent=1, default=str)); return 0
+    r = run(c, progress=not a.quiet)
     for row in r.rounds: print(json.dumps(row, default=str))
     if r.baselines: print(json.dumps(dict(baselines=r.baselines)))
     print(f'results: {r.out/"results.json"}', file=sys.stderr)
@@ -429,6 +431,8 @@ def parser()->argparse.ArgumentParser:
     _student_parser(sub)
     m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see learn_reason.pipeline.Config)')
     m.add_argument('params', nargs='*', help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')
+    m.add_argument('--print-config', action='store_true',
+                   help="print the run's effective configuration (its recipe merged with what was given) as JSON; run nothing")
     m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
     rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill (papers_repro/sweeps/*.yaml)')
     rp.add_argument('spec', help='a sweep spec, e.g. papers_repro/sweeps/demo.yaml')

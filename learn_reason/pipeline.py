@@ -17,15 +17,17 @@ from .prompts import tailored_solution, accepted
 from .teacher import Committee
 from .replay import mapd_mistakes
 from .stage import stage, get_teacher, input_key, describe
-from .formats import get_format, FORMATS, few_shot_prompt
+from .formats import get_format, FORMATS, few_shot_prompt, render
+from .recipes import KNOBS, PAPERS, ORIGINS, TINY_SCHEDULE, recipe as paper_recipe, paper_of
 from .students import load_student
 from .generate import evaluate
 from .train import train, RECIPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'FLAGS', 'ROUND_FLAGS', 'BASELINES', 'Config', 'ConfigError', 'check_config', 'make_config', 'flags',
-           'n_rounds', 'run_dir', 'task', 'teacher_set', 'rationale_set', 'train_round', 'exam', 'mistake_rationales',
-           'peer_review', 'feedback', 'round_rows', 'baselines', 'recorded_mistakes', 'RunResult', 'run']
+__all__ = ['PRESETS', 'FLAGS', 'ROUND_FLAGS', 'BASELINES', 'Config', 'ConfigError', 'check_config', 'make_config',
+           'effective_config', 'flags', 'n_rounds', 'run_dir', 'task', 'teacher_sampling', 'teacher_set',
+           'rationale_set', 'shots', 'train_round', 'exam', 'mistake_rationales', 'peer_review', 'feedback',
+           'round_rows', 'baselines', 'recorded_mistakes', 'RunResult', 'run']
 
 # %% ../nbs/19_pipeline.ipynb #34bbf5b4
 PRESETS = dict(finetune_cot=(), learn_to_reason=('tailored', 'self_reflection'), mapd=('peer_review', 'feedback'))
@@ -34,7 +36,7 @@ ROUND_FLAGS = {'tailored', 'self_reflection', 'peer_review', 'feedback'}
 
 @dataclass
 class Config:
-    "Everything a method run depends on"
+    "Everything a method run depends on; a knob left None takes the value of the run's recipe"
     dataset:str='coin_flip'
     methods:list=field(default_factory=lambda: ['finetune_cot']) # presets and flags (see `PRESETS`, `FLAGS`)
     source:str|None=None          # data source (default: the `sources` order)
@@ -44,20 +46,26 @@ class Config:
     teacher:str|None=None         # the teacher of round 0 and of single-teacher rounds (default: the `teacher` setting)
     committee:str='served:committee' # the committee of `peer_review` and `feedback` rounds
     student:str|None=None         # default: the `student` setting
-    format:str='ft_cot_token'     # the student's format (one format across methods keeps them comparable)
+    recipe:str|None=None          # whose protocol (`learn_reason.recipes.PAPERS`; default: the paper of the methods)
+    comparable:bool=False         # one format, sampling and schedule for every method (`recipes.COMPARABLE`)
+    rationale_format:str|None=None; feedback_format:str|None=None # the student's formats
+    prefix_weight:float|None=None # loss weight of prompt tokens (Learn-to-Reason 0.1)
+    reflection_weight:float|None=None; reflection_margin:float|None=None; reflection_repr:str|None=None # its triplet loss
     diverse:int=8                 # D, rationales a question when `diverse` is on
     filter:str='answer'           # round 0's rationales: 'answer' (Fine-tune-CoT's filter) or 'none'
     round_filter:str|None=None    # later rounds without peer review: 'answer' or 'none' (default: `filter`)
     rounds:int|None=None          # rounds after round 0 (default: 2 with round flags, else 0)
-    exam_samples:int=4            # Learn-to-Reason's exam: 4 samples a question
-    exam_temperature:float=1.0    # its HF default; MAPD sampled at 0.3 with top-p 0.9
-    exam_top_p:float=1.0
-    review_threshold:float=3.0    # MAPD: accept when the reviewers' mean score exceeds this
-    alpha:float=0.5               # MAPD: weight of the feedback term
+    exam_samples:int|None=None; exam_temperature:float|None=None; exam_top_p:float|None=None # the exam's sampling
+    review_threshold:float|None=None # MAPD: accept when the reviewers' mean score exceeds this
+    alpha:float|None=None         # MAPD: weight of the feedback term
     feedback_teacher:str='mixed'  # MAPD: 'mixed' (a random teacher's feedback and accepted rationale) or one member's name
-    epochs:int=5; round_epochs:int=3; learning_rate:float=1e-3; batch_size:int=16
-    recipe:str='finetune_cot'     # the optimisation of `learn_reason.train.RECIPES`, overridden by the three above
-    max_new:int|None=None         # new tokens per output (default: per dataset)
+    teacher_temperature:float|None=None; teacher_max_tokens:int|None=None # every teacher stage (None: each prompt's own)
+    eval_temperature:float|None=None; eval_top_p:float|None=None; eval_samples:int|None=None # test decoding
+    few_shot:bool|None=None       # demonstrations before every training and test question (Learn-to-Reason)
+    rationale_max_tokens:int|None=None # a training target's tokens at most
+    schedule:str|None=None        # the optimisation of `learn_reason.train.RECIPES`
+    epochs:int|None=None; round_epochs:int=3; learning_rate:float|None=None; batch_size:int|None=None # override it
+    max_new:int|None=None         # new tokens per test output (default: per dataset)
     baselines:list=field(default_factory=list) # any of 'vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot'
     mistakes:str|None=None        # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
     seed:int=0
@@ -73,23 +81,40 @@ def _check(ok:bool, name:str, want:str, got):
 def _whole(v, lo:int)->bool: return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 def _num(v)->bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-_WHOLE = dict(diverse=1, exam_samples=1, epochs=1, round_epochs=1, batch_size=1, seed=0)  # name: least value
-_MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1)                    # the same, or None
-_RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at most 2'),
-               exam_top_p=(lambda v: 0 < v <= 1, 'a number above 0, at most 1'),
+_WHOLE = dict(diverse=1, exam_samples=1, epochs=1, round_epochs=1, batch_size=1, seed=0, eval_samples=1,
+              rationale_max_tokens=1)                                                     # name: least value
+_MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1) # the same, or None
+_P = (lambda v: 0 < v <= 1, 'a number above 0, at most 1')
+_RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at most 2'), exam_top_p=_P, eval_top_p=_P,
+               eval_temperature=(lambda v: 0 <= v <= 2, 'a number from 0 (greedy) to 2'),
                review_threshold=(lambda v: 0 <= v <= 5, 'a number from 0 to 5 (reviews score 1 to 5)'),
-               alpha=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
+               alpha=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'), prefix_weight=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
+               reflection_weight=(lambda v: 0 <= v <= 10, 'a number from 0 to 10'),
+               reflection_margin=(lambda v: 0 <= v <= 2, 'a number from 0 to 2 (cosine distances differ by at most 2)'),
                learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1'))
 _TEXT = ('teacher', 'student', 'source', 'mistakes', 'out')  # text, or None for the default
 
-# %% ../nbs/19_pipeline.ipynb #783cde4b
+# %% ../nbs/19_pipeline.ipynb #f34ba5e3
 def _check_data(c:Config):
-    "`data`: a generated task's size and difficulty, whole numbers its generator takes"
+    "`data`: a generated task's size and difficulty, whole numbers its generator takes (ignored by other datasets)"
     gen = GENERATORS.get(spec(c.dataset).name)
-    keys = sorted(gen[1]) if gen else []
-    _check(isinstance(c.data, dict) and all(k in keys for k in c.data), 'data',
-           f'a mapping of {", ".join(keys)}' if keys else 'nothing (only generated tasks take data)', c.data)
+    keys = sorted(gen[1]) if gen else None
+    _check(isinstance(c.data, dict) and (keys is None or all(k in keys for k in c.data)), 'data',
+           f'a mapping of {", ".join(keys or [])}', c.data)
     for k, v in c.data.items(): _check(_whole(v, 1), f'data.{k}', 'a whole number >= 1', v)
+
+def _resolve(c:Config):
+    "Fill every knob left None from the run's recipe, and the schedule's epochs, learning rate and batch size"
+    c.recipe = c.recipe or paper_of(flags(c))
+    r = paper_recipe(c.recipe, comparable=c.comparable)
+    if c.teacher_temperature is None and r.teacher_temperature == 0 and 'diverse' in flags(c) and c.diverse > 1:
+        c.teacher_temperature = 0.7  # Fine-tune-CoT samples its D rationales at 0.7
+    for k in KNOBS:
+        if getattr(c, k) is None: setattr(c, k, getattr(r, k))
+    tiny = str(setting('student', c.student)).startswith('tiny-')
+    s = {**(RECIPES.get(c.schedule, {}) if isinstance(c.schedule, str) else {}), **(TINY_SCHEDULE if tiny else {})}
+    for k in ('epochs', 'learning_rate', 'batch_size'):
+        if getattr(c, k) is None: setattr(c, k, s.get(k))
 
 def check_config(c:Config)->Config:
     "`c`, with its methods as a list, if every parameter has the right type and range; else a `ConfigError` naming it"
@@ -99,6 +124,11 @@ def check_config(c:Config)->Config:
     _check(isinstance(ms, (list, tuple)) and ms and all(isinstance(m, str) and (m in PRESETS or m in FLAGS) for m in ms),
            'methods', f'one or more of the presets {", ".join(PRESETS)} or flags {", ".join(FLAGS)}', c.methods)
     c.methods = list(ms)
+    _check(isinstance(c.comparable, bool), 'comparable', 'True or False', c.comparable)
+    _check(c.recipe is None or isinstance(c.recipe, str) and c.recipe in PAPERS, 'recipe',
+           f'one of {", ".join(PAPERS)} (or None: the paper of the methods)', c.recipe)
+    _check(c.student is None or isinstance(c.student, str) and c.student.strip(), 'student', 'text (or None)', c.student)
+    _resolve(c)
     for n, lo in _WHOLE.items(): _check(_whole(getattr(c, n), lo), n, f'a whole number >= {lo}', getattr(c, n))
     for n, lo in _MAYBE_WHOLE.items():
         v = getattr(c, n); _check(v is None or _whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
@@ -108,15 +138,19 @@ def check_config(c:Config)->Config:
     for n in ('committee', 'feedback_teacher'): v = getattr(c, n); _check(isinstance(v, str) and v.strip(), n, 'text', v)
     for n in ('filter', 'round_filter'):
         v = getattr(c, n); _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
-    _check(isinstance(c.format, str) and c.format in FORMATS and FORMATS[c.format].trains, 'format',
-           f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', c.format)
-    _check(isinstance(c.recipe, str) and c.recipe in RECIPES, 'recipe', f'one of {", ".join(RECIPES)}', c.recipe)
+    for n in ('rationale_format', 'feedback_format'):
+        v = getattr(c, n); _check(isinstance(v, str) and v in FORMATS and FORMATS[v].trains, n,
+                                  f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', v)
+    _check(c.reflection_repr in ('last', 'pool'), 'reflection_repr', "'last' or 'pool'", c.reflection_repr)
+    _check(isinstance(c.few_shot, bool), 'few_shot', 'True or False', c.few_shot)
+    v = c.teacher_temperature; _check(v is None or _num(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
+    _check(isinstance(c.schedule, str) and c.schedule in RECIPES, 'schedule', f'one of {", ".join(RECIPES)}', c.schedule)
     _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
            f'a list of {", ".join(BASELINES)}', c.baselines)
     _check_data(c)
     return c
 
-# %% ../nbs/19_pipeline.ipynb #434baa47
+# %% ../nbs/19_pipeline.ipynb #0ed911f9
 BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot')
 
 def make_config(**params)->Config:
@@ -124,6 +158,11 @@ def make_config(**params)->Config:
     names = {f.name: f for f in dataclasses.fields(Config)}
     if bad := sorted(set(params) - set(names)): raise ConfigError(f'unknown parameter {bad[0]!r}; valid: {", ".join(names)}')
     return check_config(Config(**params))
+
+def effective_config(c:Config)->dict:
+    "The configuration a run will use, as JSON: the recipe's knobs merged with what was given (`--print-config`)"
+    return dict(json.loads(json.dumps(asdict(c), default=str)), recipe_source=ORIGINS.get(c.recipe, ''),
+                protocol='comparable' if c.comparable else f'{c.recipe} (the paper\'s own)')
 
 def flags(c:Config)->set:
     "The stage flags a configuration's methods turn on"
@@ -168,10 +207,15 @@ def _ordered(rows:list, exs:list)->list:
     pos = {e.id: i for i, e in enumerate(exs)}
     return sorted(rows, key=lambda r: (pos.get(r['id'], len(pos)), r['id'], r.get('teacher', ''), r.get('sample', 0), r.get('input', '')))
 
+def teacher_sampling(c:Config)->dict:
+    "A teacher stage's `temperature` and `max_tokens`, where the recipe sets them (else each prompt's own)"
+    return {k: v for k, v in dict(temperature=c.teacher_temperature, max_tokens=c.teacher_max_tokens).items() if v is not None}
+
 def teacher_set(c:Config, exs:list, out:Path, progress:bool=False)->list:
     "The round-0 teacher's Zero-shot-CoT rows for `exs` (D samples a question with `diverse`), in question order"
     d = c.diverse if 'diverse' in flags(c) else 1
-    res = stage(_teacher(c, exs), c.dataset, 'train', 'zs-cot', samples=d, examples=exs, out=out/'teacher.jsonl', progress=progress)
+    res = stage(_teacher(c, exs), c.dataset, 'train', 'zs-cot', samples=d, examples=exs, out=out/'teacher.jsonl', progress=progress,
+                **teacher_sampling(c))
     _complete(res)
     return _ordered(_rows(out/'teacher.jsonl'), exs)
 
@@ -185,17 +229,37 @@ def rationale_set(rows:list, how:str='answer')->list:
             for r in keep]
 
 # %% ../nbs/19_pipeline.ipynb #43c9d3ab
-def train_round(c:Config, rows:list, out:Path, test:list, init=None, negatives=None, alpha=None, epochs=None, progress:bool=False):
+def shots(c:Config, exs:list)->str:
+    "The demonstrations before every question when the recipe has `few_shot` (Learn-to-Reason's prefix)"
+    if not c.few_shot: return ''
+    if c.rationale_format != 'l2r': return few_shot_prompt(c.dataset, exs)
+    demos = [e for e in exs if getattr(e, 'rationale', None)][:3]  # the paper's own demos are hand-written, not published
+    return ''.join(''.join(render(FORMATS['l2r'], e)).rstrip() + '\n\n' for e in demos)
+
+def _decoding(c:Config)->dict:
+    "The test decoding of `evaluate` where it differs from one greedy answer"
+    d = dict(samples=c.eval_samples) if c.eval_samples != 1 else {}
+    if c.eval_temperature > 0: d.update(do_sample=True, temperature=c.eval_temperature, top_p=c.eval_top_p)
+    return d
+
+def train_round(c:Config, rows:list, out:Path, test:list, init=None, negatives=None, alpha=None, epochs=None,
+                progress:bool=False, demos:str=''):
     "One round's training stage, in `train/` beside the run folder, named by its configuration"
-    return train(c.student, rows, c.format, store=run_dir(c).parent/'train', recipe=c.recipe, epochs=epochs or c.epochs, learning_rate=c.learning_rate,
-                 batch_size=c.batch_size, negatives=negatives, feedback_alpha=alpha, eval_examples=test,
-                 eval_kw=dict(max_new=c.max_new, batch_size=64), init=init, seed=c.seed, progress=progress)
+    kw = {} if c.prefix_weight == get_format(c.rationale_format).prompt_weight else dict(prompt_weight=c.prefix_weight)
+    if c.reflection_repr != 'last': kw['reflection_repr'] = c.reflection_repr
+    if c.feedback_format != 'mapd_feedback': kw['feedback_format'] = c.feedback_format
+    return train(c.student, rows, c.rationale_format, store=run_dir(c).parent/'train', recipe=c.schedule,
+                 epochs=epochs or c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size, negatives=negatives,
+                 cl_ratio=c.reflection_weight, margin=c.reflection_margin, feedback_alpha=alpha, eval_examples=test,
+                 eval_kw=dict(max_new=c.max_new, batch_size=64, **_decoding(c)), init=init, seed=c.seed, shots=demos,
+                 max_target=c.rationale_max_tokens, progress=progress, **kw)
 
 # %% ../nbs/19_pipeline.ipynb #1e6c8d2d
 def exam(c:Config, student_dir, exs:list, out:Path)->list:
     "The student's wrong answers on `exs`: `{id, question, answer, attempt}` rows, one per distinct wrong text"
-    ev = evaluate(load_student(str(student_dir)), exs, c.format, dataset=c.dataset, out=out/'exam.jsonl', samples=c.exam_samples,
-                  do_sample=True, temperature=c.exam_temperature, top_p=c.exam_top_p, max_new=c.max_new, batch_size=64, seed=c.seed)
+    ev = evaluate(load_student(str(student_dir)), exs, c.rationale_format, dataset=c.dataset, out=out/'exam.jsonl',
+                  samples=c.exam_samples, do_sample=True, temperature=c.exam_temperature, top_p=c.exam_top_p, max_new=c.max_new,
+                  batch_size=64, seed=c.seed, shots=shots(c, exs))
     by_id, seen, wrong = {e.id: e for e in exs}, set(), []
     for r in ev.rows:
         if r['strict_correct'] or (r['id'], r['text']) in seen: continue  # an empty answer is a mistake too
@@ -211,10 +275,11 @@ def mistake_rationales(c:Config, wrong:list, exs:list, out:Path, progress:bool=F
     committee, by_id = bool(flags(c) & {'peer_review', 'feedback'}), {e.id: e for e in exs}
     t = _teacher(c, exs, committee)
     if 'tailored' in flags(c):
-        res = stage(t, c.dataset, 'train', 'tailored', inputs=wrong, examples=exs, out=out/'rationales.jsonl', progress=progress)
+        res = stage(t, c.dataset, 'train', 'tailored', inputs=wrong, examples=exs, out=out/'rationales.jsonl', progress=progress,
+                    **teacher_sampling(c))
     else:
         res = stage(t, c.dataset, 'train', 'rationale', examples=[by_id[i] for i in dict.fromkeys(w['id'] for w in wrong)],
-                    out=out/'rationales.jsonl', progress=progress)
+                    out=out/'rationales.jsonl', progress=progress, **teacher_sampling(c))
     _complete(res)
     return [dict(id=r['id'], teacher=r['teacher'], rationale=tailored_solution(r['text']) if r['prompt'] == 'tailored' else r['text'].strip(),
                  correct=bool(r.get('strict_correct'))) for r in _ordered(_rows(out/'rationales.jsonl'), exs)]
@@ -222,7 +287,8 @@ def mistake_rationales(c:Config, wrong:list, exs:list, out:Path, progress:bool=F
 def peer_review(c:Config, rats:list, exs:list, out:Path, progress:bool=False)->list:
     "`rats` with each one's reviewer `scores` and whether it is `accepted` (mean of valid scores > threshold)"
     inputs = [dict(id=r['id'], rationale=r['rationale'], teacher=r['teacher']) for r in rats]
-    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'review', inputs=inputs, examples=exs, out=out/'reviews.jsonl', progress=progress)
+    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'review', inputs=inputs, examples=exs, out=out/'reviews.jsonl',
+                progress=progress, **teacher_sampling(c))
     _complete(res)
     scores = defaultdict(list)
     for v in _rows(out/'reviews.jsonl'): scores[(v['id'], v['of'], v['input'])].append(v['score'])
@@ -235,7 +301,8 @@ def peer_review(c:Config, rats:list, exs:list, out:Path, progress:bool=False)->l
 
 def feedback(c:Config, wrong:list, exs:list, out:Path, progress:bool=False)->dict:
     "`{(id, attempt): {teacher: feedback text}}` from every committee member"
-    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'feedback', inputs=wrong, examples=exs, out=out/'feedback.jsonl', progress=progress)
+    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'feedback', inputs=wrong, examples=exs, out=out/'feedback.jsonl',
+                progress=progress, **teacher_sampling(c))
     _complete(res)
     key = {(w['id'], input_key('', w['attempt'])): (w['id'], w['attempt']) for w in wrong}
     fb = defaultdict(dict)
@@ -277,7 +344,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
     for b in c.baselines:
         if b == 'vanilla':
             rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
-            r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.recipe, epochs=c.epochs, learning_rate=c.learning_rate,
+            r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs, learning_rate=c.learning_rate,
                       batch_size=c.batch_size, eval_examples=test, eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
             res[b] = {k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}
             continue
@@ -321,7 +388,7 @@ def _scores(res)->dict:
 def _round0(c:Config, tr:list, te:list, out:Path, progress:bool)->tuple:
     rows = teacher_set(c, tr, out/'r0', progress)
     data = rationale_set(rows, c.filter)
-    res = train_round(c, data, out/'r0', te, progress=progress)
+    res = train_round(c, data, out/'r0', te, progress=progress, demos=shots(c, tr))
     return res, dict(round=0, teacher_rows=len(rows), teacher_correct=sum(bool(r.get('strict_correct')) for r in rows), train_rows=len(data), **_scores(res))
 
 def _round(c:Config, k:int, prev, tr:list, te:list, out:Path, progress:bool, recorded=None)->tuple:
@@ -339,7 +406,7 @@ def _round(c:Config, k:int, prev, tr:list, te:list, out:Path, progress:bool, rec
                 questions_with_accepted=len({r['id'] for r in rats if r.get('accepted', r['correct'])}), train_rows=len(rows))
     if not rows: return prev, dict(info, **_scores(prev))
     res = train_round(c, rows, d, te, init=str(prev.final) if prev else None, negatives=neg, alpha=c.alpha if fb is not None else None,
-                      epochs=c.round_epochs if prev else c.epochs, progress=progress)
+                      epochs=c.round_epochs if prev else c.epochs, progress=progress, demos=shots(c, tr))
     return res, dict(info, **_scores(res))
 
 # %% ../nbs/19_pipeline.ipynb #ad6bf754

@@ -57,6 +57,7 @@ def metric_rows(result)->list:
     "Flat rows (one per round and baseline) from a `RunResult` or a run's `results.json` dict"
     r = result if isinstance(result, dict) else dict(config=result.config, rounds=result.rounds, baselines=result.baselines)
     name, rows = method_name(r['config']), []
+    proto = 'comparable' if r['config'].get('comparable') else f"{r['config'].get('recipe') or 'finetune_cot'}'s own"
     for x in r['rounds']:
         if 'last_strict' not in x: continue
         rows.append(dict(method=name, round=x['round'], accuracy=_pct(x['last_strict']), flexible=_pct(x.get('last_flexible')),
@@ -68,6 +69,7 @@ def metric_rows(result)->list:
         rows.append(dict(method=BASELINE_NAMES.get(b, b), round=0, accuracy=_pct(v.get('last_strict', v.get('strict'))),
                          flexible=_pct(v.get('last_flexible', v.get('flexible'))), best_accuracy=_pct(v.get('best_strict', v.get('strict'))),
                          best_epoch=v.get('best_epoch')))
+    for x in rows: x['protocol'] = proto  # which protocol each number came from: the paper's own, or the shared one
     return rows
 
 def save_metrics(result, out=None)->Path:
@@ -351,7 +353,7 @@ def estimate(c:Cell, root)->dict:
     "Teacher requests and cost bound for one method cell (`{}` for other notebooks)"
     from learn_reason.stage import stage
     from learn_reason.teacher import Committee
-    from learn_reason.pipeline import n_rounds, flags, task, _teacher
+    from learn_reason.pipeline import n_rounds, flags, task, _teacher, teacher_sampling
     if not c.method: return {}
     p = {**notebook_params(c.notebook), **c.params}
     p.pop('out', None)
@@ -360,7 +362,8 @@ def estimate(c:Cell, root)->dict:
     try: tr, _ = task(cfg)
     except Exception as e: return dict(error=f'{type(e).__name__}: {e}'.splitlines()[0])
     d = cfg.diverse if 'diverse' in flags(cfg) else 1
-    e = stage(_teacher(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr, out=Path(root)/c.name/'r0'/'teacher.jsonl', dry_run=True).estimate
+    e = stage(_teacher(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr, out=Path(root)/c.name/'r0'/'teacher.jsonl',
+              dry_run=True, **teacher_sampling(cfg)).estimate
     k = n_rounds(cfg)
     if k and not cfg.mistakes:
         m = len(tr) * cfg.exam_samples

@@ -216,7 +216,10 @@ def write_report(root, spec:dict|None=None, render:bool=True)->Path:
         link = (f'<a href="{nb.relative_to(root)}">ipynb</a>' if nb.is_file() else '') + (f' · <a href="{h.relative_to(root)}">html</a>' if h else '')
         s = st.get('status', 'unfinished')
         err = f"<br><span class='failed'>{_e(st.get('error', ''))}</span>" if s == 'failed' else ''
-        rows.append(f"<tr><td>{_e(d.name)}</td><td>{_e(info.get('kind', ''))}</td><td class='{s}'>{s}{err}</td><td>{st.get('seconds', '')}</td>"
+        pr = info.get('params', {})  # which protocol its numbers come from: the shared one, or the paper's own recipe
+        proto = '' if info.get('kind') != 'runs' else 'comparable' if pr.get('comparable') else f"{pr.get('recipe') or 'paper'}'s own"
+        rows.append(f"<tr><td>{_e(d.name)}</td><td>{_e(info.get('kind', ''))}</td><td>{_e(proto)}</td><td class='{s}'>{s}{err}</td>"
+                    f"<td>{st.get('seconds', '')}</td>"
                     f"<td>{_cost(st.get('teacher_usage'))}</td><td>{link}</td></tr>")
         if info.get('kind') == 'reports' and s == 'finished':
             items = [f'<h3>{_e(d.name)}</h3>']
@@ -231,7 +234,7 @@ def write_report(root, spec:dict|None=None, render:bool=True)->Path:
     n_failed = sum(1 for _, _, st in cells if st.get('status') == 'failed')
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {_e(name)}</title><style>{REPORT_CSS}{SAMPLE_CSS[7:-8]}</style></head><body>"
             f"<h1>sweep {_e(name)}</h1><p>{len(cells)} cells, {n_failed} failed. {_e((spec or {}).get('description', ''))}</p>"
-            "<h2>Cells</h2><table><tr><th>cell</th><th>kind</th><th>status</th><th>seconds</th><th>teacher</th><th>notebook</th></tr>"
+            "<h2>Cells</h2><table><tr><th>cell</th><th>kind</th><th>protocol</th><th>status</th><th>seconds</th><th>teacher</th><th>notebook</th></tr>"
             + ''.join(rows) + '</table><h2>Figures, tables and samples</h2>' + '\n'.join(figs) + '</body></html>')
     (root/'report.html').write_text(page)
     return root/'report.html'

@@ -104,20 +104,22 @@ def input_key(author:str, text:str)->str:
     "The `input` column of a row made from another row's text (`author`: the teacher who wrote it, if any)"
     return hashlib.sha256(f'{author}|{text}'.encode()).hexdigest()[:12] if text or author else ''
 
-def _prompt(kind:str, e, inp:dict, dataset:str, temperature:float|None)->P.Prompt:
+def _prompt(kind:str, e, inp:dict, dataset:str, temperature:float|None, max_tokens:int|None=None)->P.Prompt:
     "The prompt of `kind` for example `e` (and input `inp`)"
     t = {} if temperature is None else dict(temperature=temperature)
-    if kind == 'zs-cot': return P.zs_cot(e.question, **t)
+    if kind == 'zs-cot': return P.zs_cot(e.question, **t, **({} if max_tokens is None else dict(max_tokens=max_tokens)))
     if kind == 'rationale': p = P.mapd_rationale(e.question, dataset)
     elif kind == 'feedback': p = P.mapd_feedback(e.question, inp['attempt'], e.answer)
     elif kind == 'tailored': p = P.tailored(e.question, inp['attempt'], e.answer)
     elif kind == 'review': p = P.mapd_review(e.question, inp['rationale'], e.answer)
     else: raise UserError(f'unknown prompt {kind!r}; valid: {", ".join(PROMPTS)}')
     if temperature is not None: p.temperature = temperature
+    if max_tokens is not None: p.max_tokens = max_tokens
     return p
 
 # %% ../nbs/14_stage.ipynb #9f4cd0e2
-def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, temperature:float|None=None, inputs:list|None=None)->list:
+def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, temperature:float|None=None,
+         inputs:list|None=None, max_tokens:int|None=None)->list:
     "`(row, request)` for every row the stage should have for teacher `t`"
     if kind == 'zs-cot' and temperature is None and samples > 1: temperature = 0.7  # Fine-tune-CoT's diverse reasoning
     by_id, out = {e.id: e for e in exs}, []
@@ -131,7 +133,7 @@ def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, t
     else: items = [(e, {}) for e in exs]
     for e, inp in items:
         text = inp.get('rationale') or inp.get('attempt') or ''  # the input is part of the key (with its author: two teachers may write the same text)
-        p = _prompt(kind, e, inp, dataset, temperature)
+        p = _prompt(kind, e, inp, dataset, temperature, max_tokens)
         for s in range(samples):
             row = dict(dataset=dataset, split=split, id=e.id, teacher=t.name, prompt=kind, sample=s, input=input_key(inp.get('teacher', ''), text),
                        question=e.question, gold=e.answer, **({'of': inp['teacher']} if kind == 'review' and inp.get('teacher') else {}))
@@ -302,6 +304,7 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  inputs:list|None=None, cache:Cache|None=None, progress:bool=True,
                  examples:list|None=None, # these `Example`s instead of loading the split (e.g. only the questions a student got wrong)
                  cumulative:bool=False, # the budget covers every run of this output: what its ledger says was spent counts
+                 max_tokens:int|None=None, # the teacher's answer length (default: each prompt's own)
                  **load_kw)->StageResult:
     "Run teacher stage `prompt` over `dataset`/`split`, resuming whatever `out` already holds"
     if not (isinstance(samples, int) and samples >= 1): raise UserError(f'samples: expected a whole number >= 1, got {samples!r}')
@@ -314,10 +317,12 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
     out = Path(out) if out else default_out(name, split, prompt, teacher if isinstance(teacher, str) else t)
     cache = cache if cache is not None else Cache()
     members = list(t) if isinstance(t, Committee) else [t]
-    if dry_run: return _dry_run(members, exs, name, split, prompt, samples, temperature, inputs, cache, out)
+    if max_tokens is not None and not (isinstance(max_tokens, int) and max_tokens >= 1):
+        raise UserError(f'max_tokens: expected a whole number >= 1, got {max_tokens!r}')
+    if dry_run: return _dry_run(members, exs, name, split, prompt, samples, temperature, inputs, cache, out, max_tokens)
     with locked(out):  # one writer: a second process waits here, then finds the rows done
         rows_out = Rows(out)
-        plans = {m: plan(m, exs, name, split, prompt, samples, temperature, inputs) for m in members}
+        plans = {m: plan(m, exs, name, split, prompt, samples, temperature, inputs, max_tokens) for m in members}
         try: _check_stage(out, rows_out, plans, name, split, prompt)
         except UserError: rows_out.close(); raise
         bud = Budget(budget)
@@ -344,11 +349,11 @@ def stage(*args, **kwargs)->StageResult:
     return sync(astage(*args, **kwargs))
 
 # %% ../nbs/14_stage.ipynb #f2f34db2
-def _dry_run(members, exs, dataset, split, kind, samples, temperature, inputs, cache, out)->StageResult:
+def _dry_run(members, exs, dataset, split, kind, samples, temperature, inputs, cache, out, max_tokens=None)->StageResult:
     done = {row_key(r) for r in _scan(Path(out), Path(out).read_bytes())} if Path(out).is_file() else set()
     est = dict(out=str(out), rows=0, done=0, cached=0, requests=0, input_tokens=0, input_bound=0, output_bound=0, usd_bound=0.0)
     for t in members:
-        for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs):
+        for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs, max_tokens):
             est['rows'] += 1
             if row_key(row) in done: est['done'] += 1; continue
             reqs = [r] + ([t.request(P.zs_cot_answer(row['question'], ' ' + 'x' * 4 * r.max_tokens), sample=row['sample'])] if kind == 'zs-cot' else [])

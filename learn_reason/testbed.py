@@ -18,7 +18,7 @@ __all__ = ['TASK', 'NOISY', 'CHECKS', 'experiments', 'run_testbed', 'claims']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
 TASK = dict(dataset='running_total', source='synthetic', data=dict(n=1000, steps=2), test_limit=200, student='tiny-gpt2',
-            learning_rate=3e-4, batch_size=8, epochs=10, round_epochs=3, max_new=40)
+            learning_rate=3e-4, batch_size=8, epochs=10, round_epochs=3, max_new=40, comparable=True)
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
 

@@ -9,7 +9,7 @@ CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 # The only link that may leave the site: the theme's credit in the footer.
 EXTERNAL_OK = {'https://github.com/pradyunsg/furo'}
 # nbdev names each page after its notebook, less the number prefix: nbs/09_openai.ipynb -> openai.html
-PAGES = {re.sub(r'^\d+_', '', p.stem) for p in (ROOT/'nbs').glob('*.ipynb')}
+PAGES = {re.sub(r'^\d+[a-z]?_', '', p.stem) for p in (ROOT/'nbs').glob('*.ipynb')}
 
 
 @pytest.fixture(scope='session')
@@ -68,7 +68,7 @@ def _hidden_lines()->dict:
             if c['cell_type'] != 'code': continue
             code = {l.strip() for l in lines if l.strip() and not l.startswith('#|')}
             (hidden if any(l.replace(' ', '') == '#|hide' for l in lines) else shown).update(code)
-        out[re.sub(r'^\d+_', '', f.stem) + '.html'] = hidden - shown
+        out[re.sub(r'^\d+[a-z]?_', '', f.stem) + '.html'] = hidden - shown
     return out
 
 

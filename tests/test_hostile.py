@@ -46,6 +46,10 @@ def test_an_evaluation_is_not_resumed_by_another_format_or_student(env, tmp_path
                    "format: 'ft_token' here, 'ft_cot_token' in the file")
     one_line_error(cli(*base, '--student', 'tiny-llama', env=env), "student: 'tiny-llama' here, 'tiny-gpt2' in the file")
     assert out.read_bytes() == before
+    other = tmp_path/'results.json'; other.write_text('{"accuracy": 0.5}')   # someone else's file, no newline at its end
+    one_line_error(cli(*base[:-3], '--out', other, '--quiet', '--student', 'tiny-gpt2', env=env),
+                   "is not an evaluation's JSON-lines file")
+    assert other.read_text() == '{"accuracy": 0.5}'
 
 
 def test_a_method_run_is_not_resumed_with_another_teacher_model(serve, env, tmp_path):
@@ -178,16 +182,22 @@ def test_a_cumulative_budget_counts_earlier_runs(serve, env, tmp_path):
 
 NAN, INF = float('nan'), float('inf')
 WHOLE1 = [0, -5, 1.5, 'abc', True, None, [1], NAN]
+KNOB1 = [0, -5, 1.5, 'abc', True, [1], NAN]   # None is no error there: it takes the recipe's value
 BAD = dict(  # for every Config parameter, values that must be refused (dataset coin_flip)
     dataset=['gsm9k', '', 5, None, ['coin_flip']], methods=[[], 'nope', ['finetune_cot', 'x'], 5, None, [5]],
     source=['web', 5, ''], data=['n=5', [1], {'flps': 2}, {'n': -5}, {'n': 'x'}, {'n': 2.5}],
     train_limit=[0, -5, 2.5, 'x', True], test_limit=[0, -1, 'x', False], teacher=[5, '', [1]],
-    committee=[5, '', None], student=[5, '', [1]], format=['nope', 'zs', 5, None], diverse=WHOLE1,
-    filter=['all', 5, None], round_filter=['all', 5, ''], rounds=[-1, 1.5, 'x', True], exam_samples=WHOLE1,
-    exam_temperature=[0, -1, 2.5, 'hot', NAN, INF, True, None], exam_top_p=[0, 5, -0.1, 'x', NAN, None],
-    review_threshold=[-1, 6, 'x', NAN, None], alpha=[-0.1, 1.5, 'half', NAN, None],
-    feedback_teacher=[5, '', None], epochs=WHOLE1, round_epochs=WHOLE1, learning_rate=[0, -1, 1, 'fast', NAN, INF, None],
-    batch_size=WHOLE1, recipe=['nope', 5, None], max_new=[0, -5, 2.5, 'x'], baselines=['vanilla', ['x'], 5, None],
+    committee=[5, '', None], student=[5, '', [1]], rationale_format=['nope', 'zs', 5], feedback_format=['zs', 7, ''],
+    recipe=['nope', 5, ['mapd']], comparable=['yes', 1, None], prefix_weight=[-0.1, 2, 'x', NAN],
+    reflection_weight=[-1, 11, 'x'], reflection_margin=[-1, 3, 'x', INF], reflection_repr=['first', 5, ''],
+    teacher_temperature=[-0.5, 3, 'hot', NAN], teacher_max_tokens=[0, -1, 2.5, 'x'], eval_temperature=[-1, 3, 'x', NAN],
+    eval_top_p=[0, 1.5, 'x'], eval_samples=[0, -2, 1.5, 'x'], few_shot=['yes', 1, 0], rationale_max_tokens=[0, -5, 'x', 2.5],
+    schedule=['nope', 5, ['mapd']], diverse=WHOLE1,
+    filter=['all', 5, None], round_filter=['all', 5, ''], rounds=[-1, 1.5, 'x', True], exam_samples=KNOB1,
+    exam_temperature=[0, -1, 2.5, 'hot', NAN, INF, True], exam_top_p=[0, 5, -0.1, 'x', NAN],
+    review_threshold=[-1, 6, 'x', NAN], alpha=[-0.1, 1.5, 'half', NAN],
+    feedback_teacher=[5, '', None], epochs=KNOB1, round_epochs=WHOLE1, learning_rate=[0, -1, 1, 'fast', NAN, INF],
+    batch_size=KNOB1, max_new=[0, -5, 2.5, 'x'], baselines=['vanilla', ['x'], 5, None],
     mistakes=[5, '', [1]], seed=[-1, 1.5, 'x', True, None], out=[5, '', [1]])
 
 
