@@ -15,7 +15,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'env_name', 'is_secret_name', 'mask', 'UserError',
            'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting', 'reference_data',
-           'Busy', 'locked', 'IdentityError', 'identity_diff', 'check_identity']
+           'is_whole', 'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff', 'check_identity']
 
 # %% ../nbs/00_config.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -165,6 +165,15 @@ def reference_data()->Path|None:
     return p if p.is_dir() else None
 
 # %% ../nbs/00_config.ipynb #5b43a838
+def is_whole(v, lo:int=1)->bool:
+    "Is `v` a whole number (a bool is not one) of at least `lo`? Every count parameter is checked with it"
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+def is_number(v)->bool:
+    "Is `v` a finite number (a bool is not one)? Every rate, weight and temperature is checked with it"
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 class Busy(UserError):
     "Another process is writing this output"
 

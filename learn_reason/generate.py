@@ -6,10 +6,10 @@ Docs: https://learn-reason.github.io/learn_reason/generate.html.md"""
 
 # %% ../nbs/17_generate.ipynb #5d42ed64
 from __future__ import annotations
-import hashlib, json, math, os, time
+import hashlib, json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import locked, check_identity, setting, UserError
+from .config import locked, check_identity, is_whole, is_number, setting, UserError
 from .data import spec
 from .answers import score
 from .formats import Format, get_format, render
@@ -172,8 +172,7 @@ def _fingerprint(fmt:Format)->str:
 
 def _check_eval(samples, temperature, top_p, max_new, batch_size):
     "Sampling and sizes in range, or a `UserError` naming the argument"
-    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    num, whole = is_number, is_whole
     for n, v, ok, want in (('samples', samples, whole(samples), 'a whole number >= 1'),
                            ('temperature', temperature, num(temperature) and 0 <= temperature <= 2, 'a number from 0 to 2'),
                            ('top_p', top_p, num(top_p) and 0 < top_p <= 1, 'a number above 0, at most 1'),

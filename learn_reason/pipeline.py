@@ -6,11 +6,11 @@ Docs: https://learn-reason.github.io/learn_reason/pipeline.html.md"""
 
 # %% ../nbs/19_pipeline.ipynb #032e73b6
 from __future__ import annotations
-import dataclasses, json, math, random, time
+import dataclasses, json, random, time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, reference_data, locked, check_identity
+from .config import setting, UserError, reference_data, locked, check_identity, is_whole, is_number
 from .data import load, spec, REGISTRY, Example, SOURCES
 from .synthetic import GENERATORS
 from .prompts import tailored_solution, accepted
@@ -78,9 +78,6 @@ class ConfigError(UserError):
 def _check(ok:bool, name:str, want:str, got):
     if not ok: raise ConfigError(f'parameter {name}: expected {want}, got {got!r}')
 
-def _whole(v, lo:int)->bool: return isinstance(v, int) and not isinstance(v, bool) and v >= lo
-def _num(v)->bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
 _WHOLE = dict(diverse=1, exam_samples=1, epochs=1, round_epochs=1, batch_size=1, seed=0, eval_samples=1,
               rationale_max_tokens=1)                                                     # name: least value
 _MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1) # the same, or None
@@ -101,7 +98,7 @@ def _check_data(c:Config):
     keys = sorted(gen[1]) if gen else None
     _check(isinstance(c.data, dict) and (keys is None or all(k in keys for k in c.data)), 'data',
            f'a mapping of {", ".join(keys or [])}', c.data)
-    for k, v in c.data.items(): _check(_whole(v, 1), f'data.{k}', 'a whole number >= 1', v)
+    for k, v in c.data.items(): _check(is_whole(v, 1), f'data.{k}', 'a whole number >= 1', v)
 
 def _resolve(c:Config):
     "Fill every knob left None from the run's recipe, and the schedule's epochs, learning rate and batch size"
@@ -129,10 +126,10 @@ def check_config(c:Config)->Config:
            f'one of {", ".join(PAPERS)} (or None: the paper of the methods)', c.recipe)
     _check(c.student is None or isinstance(c.student, str) and c.student.strip(), 'student', 'text (or None)', c.student)
     _resolve(c)
-    for n, lo in _WHOLE.items(): _check(_whole(getattr(c, n), lo), n, f'a whole number >= {lo}', getattr(c, n))
+    for n, lo in _WHOLE.items(): _check(is_whole(getattr(c, n), lo), n, f'a whole number >= {lo}', getattr(c, n))
     for n, lo in _MAYBE_WHOLE.items():
-        v = getattr(c, n); _check(v is None or _whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
-    for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(_num(v) and ok(v), n, want, v)
+        v = getattr(c, n); _check(v is None or is_whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
+    for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(is_number(v) and ok(v), n, want, v)
     for n in _TEXT: v = getattr(c, n); _check(v is None or isinstance(v, str) and v.strip(), n, 'text (or None)', v)
     _check(c.source is None or c.source in SOURCES, 'source', f'one of {", ".join(SOURCES)} (or None)', c.source)
     for n in ('committee', 'feedback_teacher'): v = getattr(c, n); _check(isinstance(v, str) and v.strip(), n, 'text', v)
@@ -143,7 +140,7 @@ def check_config(c:Config)->Config:
                                   f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', v)
     _check(c.reflection_repr in ('last', 'pool'), 'reflection_repr', "'last' or 'pool'", c.reflection_repr)
     _check(isinstance(c.few_shot, bool), 'few_shot', 'True or False', c.few_shot)
-    v = c.teacher_temperature; _check(v is None or _num(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
+    v = c.teacher_temperature; _check(v is None or is_number(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
     _check(isinstance(c.schedule, str) and c.schedule in RECIPES, 'schedule', f'one of {", ".join(RECIPES)}', c.schedule)
     _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
            f'a list of {", ".join(BASELINES)}', c.baselines)

@@ -10,7 +10,7 @@ import asyncio, hashlib, json, os, re, time, warnings
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import setting, Settings, reference_data, UserError, locked, check_identity, IdentityError
+from .config import setting, Settings, reference_data, UserError, locked, check_identity, IdentityError, is_whole
 from .data import load, spec
 from .answers import score
 from . import prompts as P
@@ -307,8 +307,8 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  max_tokens:int|None=None, # the teacher's answer length (default: each prompt's own)
                  **load_kw)->StageResult:
     "Run teacher stage `prompt` over `dataset`/`split`, resuming whatever `out` already holds"
-    if not (isinstance(samples, int) and samples >= 1): raise UserError(f'samples: expected a whole number >= 1, got {samples!r}')
-    if limit is not None and not (isinstance(limit, int) and limit >= 1): raise UserError(f'limit: expected a whole number >= 1, got {limit!r}')
+    if not is_whole(samples): raise UserError(f'samples: expected a whole number >= 1, got {samples!r}')
+    if limit is not None and not is_whole(limit): raise UserError(f'limit: expected a whole number >= 1, got {limit!r}')
     if temperature is not None and not 0 <= temperature <= 2: raise UserError(f'temperature: expected 0 to 2, got {temperature!r}')
     if budget is not None and not budget >= 0: raise UserError(f'budget: expected dollars >= 0, got {budget!r}')
     name = spec(dataset).name
@@ -317,7 +317,7 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
     out = Path(out) if out else default_out(name, split, prompt, teacher if isinstance(teacher, str) else t)
     cache = cache if cache is not None else Cache()
     members = list(t) if isinstance(t, Committee) else [t]
-    if max_tokens is not None and not (isinstance(max_tokens, int) and max_tokens >= 1):
+    if max_tokens is not None and not is_whole(max_tokens):
         raise UserError(f'max_tokens: expected a whole number >= 1, got {max_tokens!r}')
     if dry_run: return _dry_run(members, exs, name, split, prompt, samples, temperature, inputs, cache, out, max_tokens)
     with locked(out):  # one writer: a second process waits here, then finds the rows done

@@ -10,7 +10,7 @@ import hashlib, json, math, os, random, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError
+from .config import setting, UserError, is_whole, is_number
 from .data import spec
 from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
@@ -322,10 +322,8 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
     if not isinstance(student, Student): student = str(setting('student', student))
     if isinstance(recipe, str) and recipe not in RECIPES: raise UserError(f'unknown recipe {recipe!r}; valid: {", ".join(RECIPES)}')
     r = {**(RECIPES[recipe] if isinstance(recipe, str) else recipe), **{k: v for k, v in dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size).items() if v is not None}}
-    for k, ok, want in (('epochs', lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'a whole number >= 1'),
-                        ('batch_size', lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'a whole number >= 1'),
-                        ('learning_rate', lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
-                         'a number above 0, below 1')):
+    for k, ok, want in (('epochs', is_whole, 'a whole number >= 1'), ('batch_size', is_whole, 'a whole number >= 1'),
+                        ('learning_rate', lambda v: is_number(v) and 0 < v < 1, 'a number above 0, below 1')):
         if not ok(r.get(k)): raise UserError(f'{k}: expected {want}, got {r.get(k)!r}')
     if reflection_repr not in REPRS:
         raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {reflection_repr!r}")
