@@ -6,20 +6,70 @@ Docs: https://learn-reason.github.io/learn_reason/finetune_cot.html.md"""
 
 # %% ../nbs/20_finetune_cot.ipynb #701cfd1d
 from __future__ import annotations
-from .pipeline import run, make_config, RunResult
+from pathlib import Path
+from .pipeline import (Config, RunResult, BASELINES, run, method_config, flags, step, teacher_stage,
+                                   train_round, shots, round_scores, run_dir)
+from .formats import few_shot_prompt
+from .students import load_student
+from .generate import evaluate
+from .train import train
 
 # %% auto #0
-__all__ = ['finetune_cot', 'diverse_degree']
+__all__ = ['PROMPTED', 'teacher_set', 'rationale_set', 'round0', 'baselines', 'finetune_cot', 'diverse_degree']
+
+# %% ../nbs/20_finetune_cot.ipynb #015de85d
+def teacher_set(c:Config, exs:list, out:Path, progress:bool=False)->list:
+    "The round-0 teacher's Zero-shot-CoT rows for `exs` (D samples a question with `diverse`), in question order"
+    d = c.diverse if 'diverse' in flags(c) else 1
+    return teacher_stage(c, 'zs-cot', exs, out/'teacher.jsonl', progress=progress, samples=d)
+
+def rationale_set(rows:list, how:str='answer')->list:
+    "Training rows from Zero-shot-CoT teacher rows: `answer` keeps those whose parsed answer is right (Fine-tune-CoT)"
+    keep = [r for r in rows if how == 'none' or r.get('strict_correct')]
+    return [dict(id=r['id'], question=r['question'], answer=r['gold'], rationale=r['reasoning'].strip(),
+                 teacher=r['teacher'], sample=r['sample']) for r in keep]
+
+# %% ../nbs/20_finetune_cot.ipynb #8cf6b7df
+@step('round0')
+def round0(c:Config, tr:list, te:list, out:Path, progress:bool=False)->tuple:
+    "Fine-tune-CoT: the teacher set, the rationale set, one training stage; `(result, info)`"
+    rows = teacher_set(c, tr, out/'r0', progress)
+    data = rationale_set(rows, c.filter)
+    res = train_round(c, data, te, progress=progress, demos=shots(c, tr))
+    return res, dict(round=0, teacher_rows=len(rows), teacher_correct=sum(bool(r.get('strict_correct')) for r in rows),
+                     train_rows=len(data), **round_scores(res))
+
+# %% ../nbs/20_finetune_cot.ipynb #f51b2acb
+PROMPTED = dict(zero_shot='zs', zero_shot_cot='zs_cot', few_shot_cot='fs_cot')  # prompting baseline -> its format
+
+@step('baselines')
+def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False)->dict:
+    "The configured baselines' test accuracy: `{name: {strict, flexible, ...}}`"
+    res = {}
+    for b in c.baselines:
+        if b == 'vanilla':
+            rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
+            r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
+                      learning_rate=c.learning_rate, batch_size=c.batch_size, eval_examples=test,
+                      eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
+            res[b] = {k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}
+            continue
+        demos = few_shot_prompt(c.dataset, train_exs) if b == 'few_shot_cot' else ''
+        ev = evaluate(load_student(c.student, seed=c.seed), test, PROMPTED[b], dataset=c.dataset, out=out/f'{b}.jsonl',
+                      shots=demos, max_new=c.max_new, batch_size=32)
+        res[b] = dict(strict=ev.strict, flexible=ev.flexible)
+    return res
 
 # %% ../nbs/20_finetune_cot.ipynb #430201fa
 def finetune_cot(dataset:str='coin_flip', # any registered dataset
-                 D:int=1, # rationales a question: 1 is Fine-tune-CoT, more is diverse reasoning (temperature 0.7)
-                 baselines:list=('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot'),
+                 diverse:int=1, # D, rationales a question: 1 is Fine-tune-CoT, more is diverse reasoning (T=0.7)
+                 baselines:list=BASELINES, # any of vanilla, zero_shot, zero_shot_cot, few_shot_cot
+                 progress:bool=False, # progress bars
                  **params, # any other `Config` parameter (teacher, student, epochs, data, out, ...)
                 )->RunResult:
-    "Fine-tune-CoT on `dataset`, with diverse reasoning when `D` > 1, and its baselines"
-    return run(make_config(dataset=dataset, methods=['finetune_cot'] + (['diverse'] if D > 1 else []), diverse=D,
-                           baselines=list(baselines), **params))
+    "Fine-tune-CoT on `dataset`, with diverse reasoning when `diverse` > 1, and its baselines"
+    return run(method_config('finetune_cot', dataset=dataset, diverse=diverse, baselines=list(baselines), **params),
+               progress)
 
 def diverse_degree(dataset:str='coin_flip', Ds:tuple=(1, 2, 4, 8), **params)->list:
     "Fine-tune-CoT at each diverse degree D: `[(D, RunResult)]`"

@@ -6,16 +6,36 @@ Docs: https://learn-reason.github.io/learn_reason/learn_to_reason.html.md"""
 
 # %% ../nbs/21_learn_to_reason.ipynb #549a857c
 from __future__ import annotations
-from .pipeline import run, make_config, RunResult
+from collections import defaultdict
+from .pipeline import Config, Round, RunResult, run, method_config, step, teacher_stage, uses_committee, rationale_rows
+from .prompts import tailored_solution
 
 # %% auto #0
-__all__ = ['learn_to_reason']
+__all__ = ['tailored_rationales', 'reflection_negatives', 'learn_to_reason']
+
+# %% ../nbs/21_learn_to_reason.ipynb #0789ba07
+@step('rationales', 'tailored')
+def tailored_rationales(c:Config, r:Round)->list:
+    "A rationale tailored to each wrong attempt: the teacher's standalone solution after its diagnosis"
+    rows = teacher_stage(c, 'tailored', r.exs, r.out/'rationales.jsonl', uses_committee(c), r.progress, inputs=r.wrong)
+    return rationale_rows(rows, lambda x: tailored_solution(x['text']))
+
+# %% ../nbs/21_learn_to_reason.ipynb #497466b6
+@step('negatives', 'self_reflection')
+def reflection_negatives(c:Config, r:Round)->dict:
+    "The student's non-empty wrong attempts, by question: the negatives of the self-reflection loss"
+    neg = defaultdict(list)
+    for w in r.wrong:
+        if w['attempt'].strip(): neg[w['id']].append(w['attempt'])
+    return dict(neg)
 
 # %% ../nbs/21_learn_to_reason.ipynb #dc485ce7
 def learn_to_reason(dataset:str='coin_flip', # any registered dataset
                     rounds:int=2, # rounds after round 0 (exam, tailored rationales, retraining)
                     self_reflection:bool=True, # the triplet loss; False is the paper's ablation
+                    progress:bool=False, # progress bars
                     **params, # any other `Config` parameter (teacher, student, exam_samples, round_epochs, data, out, ...)
                    )->RunResult:
     "Learn-to-Reason's tailored multi-round learning on `dataset`"
-    return run(make_config(dataset=dataset, methods=['tailored'] + (['self_reflection'] if self_reflection else []), rounds=rounds, **params))
+    return run(method_config('learn_to_reason', self_reflection=self_reflection, dataset=dataset, rounds=rounds, **params),
+               progress)

@@ -6,23 +6,99 @@ Docs: https://learn-reason.github.io/learn_reason/mapd.html.md"""
 
 # %% ../nbs/22_mapd.ipynb #50b1f3e6
 from __future__ import annotations
-import json
+from collections import defaultdict
 from pathlib import Path
-from .pipeline import run, make_config, RunResult
+from .config import reference_data
+from .data import Example, spec
+from .prompts import accepted
+from .replay import mapd_mistakes
+from .stage import input_key, describe
+from .pipeline import (Config, ConfigError, Round, RunResult, run, method_config, step, teacher_stage)
 
 # %% auto #0
-__all__ = ['mapd', 'mapd_replay']
+__all__ = ['peer_review', 'feedback', 'is_member', 'check_members', 'training_pairs', 'recorded_mistakes', 'mapd', 'mapd_replay']
+
+# %% ../nbs/22_mapd.ipynb #722b07a8
+@step('select', 'peer_review')
+def peer_review(c:Config, r:Round)->list:
+    "The round's rationales with their reviewers' `scores` and whether each is `accepted` (mean valid score > threshold)"
+    inputs = [dict(id=x['id'], rationale=x['rationale'], teacher=x['teacher']) for x in r.rats]
+    rows = teacher_stage(c, 'review', r.exs, r.out/'reviews.jsonl', True, r.progress, inputs=inputs)
+    scores = defaultdict(list)
+    for v in rows: scores[(v['id'], v['of'], v['input'])].append(v['score'])
+    out = []
+    for x in r.rats:
+        s = scores[(x['id'], x['teacher'], input_key(x['teacher'], x['rationale']))]
+        out.append(dict(x, scores=s, accepted=accepted(s, c.review_threshold)))
+    return out
+
+# %% ../nbs/22_mapd.ipynb #9e63f79d
+@step('feedback', 'feedback')
+def feedback(c:Config, r:Round)->dict:
+    "`{(id, attempt): {teacher: feedback text}}` from every committee member"
+    rows = teacher_stage(c, 'feedback', r.exs, r.out/'feedback.jsonl', True, r.progress, inputs=r.wrong)
+    key = {(w['id'], input_key('', w['attempt'])): (w['id'], w['attempt']) for w in r.wrong}
+    fb = defaultdict(dict)
+    for x in rows:
+        if (k := (x['id'], x['input'])) in key: fb[key[k]][x['teacher']] = x['text'].strip()
+    return fb
+
+def is_member(name:str, who:str)->bool:
+    "Is teacher `name` (`served:scripted:hasty,wrong_step=0.4`, `gpt`) the member called `who` (`hasty`, `gpt`)?"
+    return who in (name, name.split(':')[-1].split(',')[0])
+
+# %% ../nbs/22_mapd.ipynb #6109ef7f
+@step('check', 'feedback')
+def check_members(c:Config, names:list|None=None):
+    "A `feedback_teacher` other than 'mixed' must name a committee member (`names`, default: the committee spec's)"
+    if c.feedback_teacher == 'mixed': return
+    if names is None:
+        ms = describe(c.committee)
+        if not isinstance(ms, list): return  # a recorded committee: its members are known once its rows are read
+        names = [m['section'] if isinstance(m, dict) else m for m in ms]
+    if not any(is_member(n, c.feedback_teacher) for n in names):
+        raise ConfigError(f"parameter feedback_teacher: expected 'mixed' or a member of the committee "
+                          f"({', '.join(sorted(set(names)))}), got {c.feedback_teacher!r}")
+
+@step('rows', 'feedback')
+def training_pairs(c:Config, r:Round)->list:
+    "One (feedback, rationale) example per mistake that has both"
+    check_members(c, [x['teacher'] for x in r.rats])
+    named = c.feedback_teacher != 'mixed'
+    by_q = defaultdict(list)
+    for x in r.rats:
+        if (is_member(x['teacher'], c.feedback_teacher) if named else x['accepted']): by_q[x['id']].append(x)
+    rows = []
+    for w in r.wrong:
+        fbs, cands = r.feedback.get((w['id'], w['attempt']), {}), by_q.get(w['id'], [])
+        if named: fbs = {k: v for k, v in fbs.items() if is_member(k, c.feedback_teacher)}
+        if not fbs or not cands: continue  # MAPD drops a mistake that lacks either part
+        x = r.rng.choice(cands)
+        rows.append(dict(id=w['id'], question=w['question'], answer=r.by_id[w['id']].answer, rationale=x['rationale'],
+                         teacher=x['teacher'], attempt=w['attempt'], feedback=fbs[r.rng.choice(sorted(fbs))]))
+    return rows
+
+# %% ../nbs/22_mapd.ipynb #39cd9874
+@step('recorded')
+def recorded_mistakes(c:Config)->tuple:
+    "`(wrong rows, their examples)` from MAPD's released files for the run's dataset"
+    folder = Path(c.mistakes) if c.mistakes != 'mapd' else (reference_data() or Path('.'))/'teacher_outputs'/'mapd'
+    name = spec(c.dataset).name
+    ms = mapd_mistakes(folder, name)
+    exs = {m['id']: Example(f'{name}-mapd-{m["id"]}', m['question'], str(m['gold']), meta=dict(source=f'mapd:{folder}'))
+           for m in ms}
+    wrong = [dict(id=exs[m['id']].id, question=m['question'], answer=str(m['gold']), attempt=m['attempt']) for m in ms]
+    return wrong, list(exs.values())
 
 # %% ../nbs/22_mapd.ipynb #cb8ff718
 def mapd(dataset:str='coin_flip', # any registered dataset
          review:bool=True, # peer review (off: every rationale of the feedback teacher is used)
          feedback_teacher:str='mixed', # 'mixed', or one committee member (its own feedback and rationales)
-         alpha:float=0.5, # the feedback term's weight
-         **params, # any other `Config` parameter (committee, review_threshold, rounds, data, out, ...)
+         progress:bool=False, # progress bars
+         **params, # any other `Config` parameter (committee, alpha, review_threshold, rounds, data, out, ...)
         )->RunResult:
     "MAPD on `dataset`: the committee's feedback and (peer-reviewed) rationales for the student's mistakes"
-    methods = ['feedback'] + (['peer_review'] if review else [])
-    return run(make_config(dataset=dataset, methods=methods, alpha=alpha, feedback_teacher=feedback_teacher, **params))
+    return run(method_config('mapd', review=review, dataset=dataset, feedback_teacher=feedback_teacher, **params), progress)
 
 def mapd_replay(dataset:str='svamp', **params)->RunResult:
     "MAPD on its released mistakes and teachers (`../shared/data/teacher_outputs/mapd`), replayed through the pipeline"

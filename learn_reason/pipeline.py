@@ -1,4 +1,4 @@
-"""The three papers as compositions of shared stages: teacher rationales, a rationale set, exams, mistake rationales, peer review, feedback, training and evaluation, each resumable; one `run` for any combination of methods.
+"""What the three papers share: the run configuration and its recipe, the teacher stage, training, the exam, the round loop with its steps, and one `run` for any combination of methods.
 
 Docs: https://learn-reason.github.io/learn_reason/pipeline.html.md"""
 
@@ -6,34 +6,29 @@ Docs: https://learn-reason.github.io/learn_reason/pipeline.html.md"""
 
 # %% ../nbs/19_pipeline.ipynb #032e73b6
 from __future__ import annotations
-import dataclasses, json, random, time
-from collections import Counter, defaultdict
+import dataclasses, importlib, json, random
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, reference_data, locked, check_identity, is_whole, is_number
-from .data import load, spec, REGISTRY, Example, SOURCES
+from .config import setting, UserError, locked, check_identity, is_whole, is_number
+from .data import load, spec, REGISTRY, SOURCES
 from .synthetic import GENERATORS
-from .prompts import tailored_solution, accepted
 from .teacher import Committee
-from .replay import mapd_mistakes
-from .stage import stage, get_teacher, input_key, describe
+from .stage import stage, get_teacher, describe
 from .formats import get_format, FORMATS, few_shot_prompt, render
-from .recipes import KNOBS, PAPERS, ORIGINS, TINY_SCHEDULE, recipe as paper_recipe, paper_of
+from .recipes import (KNOBS, PAPERS, ORIGINS, TINY_SCHEDULE, PRESETS, FLAGS, ROUND_FLAGS, COMMITTEE_FLAGS,
+                                  STEPS, recipe as paper_recipe, paper_of, methods_of, step, pick)
 from .students import load_student
 from .generate import evaluate
 from .train import train, RECIPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'FLAGS', 'ROUND_FLAGS', 'BASELINES', 'Config', 'ConfigError', 'check_config', 'make_config',
-           'effective_config', 'flags', 'n_rounds', 'run_dir', 'task', 'teacher_sampling', 'teacher_set',
-           'rationale_set', 'shots', 'train_round', 'exam', 'mistake_rationales', 'peer_review', 'feedback',
-           'round_rows', 'baselines', 'recorded_mistakes', 'RunResult', 'run']
+__all__ = ['BASELINES', 'PAPER_MODULES', 'Config', 'ConfigError', 'check_config', 'make_config', 'effective_config',
+           'method_config', 'method_params', 'flags', 'n_rounds', 'run_dir', 'task', 'uses_committee',
+           'teacher_sampling', 'teacher_stage', 'shots', 'decoding', 'round_scores', 'train_round', 'Round', 'exam',
+           'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter', 'no_feedback', 'rationale_training_rows',
+           'no_negatives', 'round_', 'RunResult', 'load_steps', 'run']
 
 # %% ../nbs/19_pipeline.ipynb #34bbf5b4
-PRESETS = dict(finetune_cot=(), learn_to_reason=('tailored', 'self_reflection'), mapd=('peer_review', 'feedback'))
-FLAGS = ('diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback')
-ROUND_FLAGS = {'tailored', 'self_reflection', 'peer_review', 'feedback'}
-
 @dataclass
 class Config:
     "Everything a method run depends on; a knob left None takes the value of the run's recipe"
@@ -161,6 +156,23 @@ def effective_config(c:Config)->dict:
     return dict(json.loads(json.dumps(asdict(c), default=str)), recipe_source=ORIGINS.get(c.recipe, ''),
                 protocol='comparable' if c.comparable else f'{c.recipe} (the paper\'s own)')
 
+def method_config(paper:str, # a method: 'finetune_cot', 'learn_to_reason' or 'mapd'
+                  self_reflection:bool=True, # Learn-to-Reason: its triplet loss (False: the paper's ablation)
+                  review:bool=True, # MAPD: its peer review (False: every rationale is used, or as `round_filter` says)
+                  **params, # any other `Config` parameter; `diverse` > 1 turns on diverse reasoning
+                 )->Config:
+    "A checked configuration of one paper's method with its ablation switches"
+    for n, v in dict(self_reflection=self_reflection, review=review).items(): _check(isinstance(v, bool), n, 'True or False', v)
+    if paper not in PRESETS: raise ConfigError(f'method {paper!r}: expected one of {", ".join(PRESETS)}')
+    d = params.setdefault('diverse', 1)
+    _check(is_whole(d, 1), 'diverse', 'a whole number >= 1', d)
+    return make_config(methods=methods_of(paper, d, self_reflection, review), **params)
+
+def method_params(ns:dict)->dict:
+    "The parameters of a method run found in `ns` (a notebook's globals): `Config` fields and the ablation switches"
+    names = {f.name for f in dataclasses.fields(Config)} | {'self_reflection', 'review'}
+    return {k: v for k, v in ns.items() if k in names and k != 'methods'}
+
 def flags(c:Config)->set:
     "The stage flags a configuration's methods turn on"
     return {f for m in c.methods for f in (PRESETS.get(m) or (m,))}
@@ -193,39 +205,38 @@ def task(c:Config)->tuple:
     tr, te = load(c.dataset, 'train', **kw), load(c.dataset, 'test', **kw)
     return tr[:c.train_limit], te[:c.test_limit]
 
+def uses_committee(c:Config)->bool:
+    "Do the configuration's rounds ask the committee (peer review, feedback) rather than one teacher?"
+    return bool(flags(c) & COMMITTEE_FLAGS)
+
 def _teacher(c:Config, exs:list, committee:bool=False):
     t = get_teacher(c.committee if committee else c.teacher, [(e, spec(c.dataset).name) for e in exs])
     if committee and not isinstance(t, Committee): raise ConfigError(f'parameter committee: {c.committee!r} is one teacher; peer review needs a committee')
     return t
 
-# %% ../nbs/19_pipeline.ipynb #0dfe9c4a
+# %% ../nbs/19_pipeline.ipynb #0d13a7e4
+def _rows(path:Path)->list: return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+
 def _ordered(rows:list, exs:list)->list:
     "Stage rows in a fixed order (by question, then teacher, sample and input), whatever order their answers arrived in"
     pos = {e.id: i for i, e in enumerate(exs)}
-    return sorted(rows, key=lambda r: (pos.get(r['id'], len(pos)), r['id'], r.get('teacher', ''), r.get('sample', 0), r.get('input', '')))
+    key = lambda r: (pos.get(r['id'], len(pos)), r['id'], r.get('teacher', ''), r.get('sample', 0), r.get('input', ''))
+    return sorted(rows, key=key)
 
 def teacher_sampling(c:Config)->dict:
     "A teacher stage's `temperature` and `max_tokens`, where the recipe sets them (else each prompt's own)"
-    return {k: v for k, v in dict(temperature=c.teacher_temperature, max_tokens=c.teacher_max_tokens).items() if v is not None}
+    d = dict(temperature=c.teacher_temperature, max_tokens=c.teacher_max_tokens)
+    return {k: v for k, v in d.items() if v is not None}
 
-def teacher_set(c:Config, exs:list, out:Path, progress:bool=False)->list:
-    "The round-0 teacher's Zero-shot-CoT rows for `exs` (D samples a question with `diverse`), in question order"
-    d = c.diverse if 'diverse' in flags(c) else 1
-    res = stage(_teacher(c, exs), c.dataset, 'train', 'zs-cot', samples=d, examples=exs, out=out/'teacher.jsonl', progress=progress,
-                **teacher_sampling(c))
-    _complete(res)
-    return _ordered(_rows(out/'teacher.jsonl'), exs)
+def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False, progress:bool=False, **kw)->list:
+    "Run teacher stage `prompt` over `exs` (the committee's with `committee`) to its end: its rows, in a fixed order"
+    res = stage(_teacher(c, exs, committee), c.dataset, 'train', prompt, examples=exs, out=out, progress=progress,
+                **teacher_sampling(c), **kw)
+    if res.stopped or not res.complete:
+        raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')
+    return _ordered(_rows(out), exs)
 
-def _complete(res):
-    if res.stopped or not res.complete: raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')
-
-def rationale_set(rows:list, how:str='answer')->list:
-    "Training rows from Zero-shot-CoT teacher rows: `answer` keeps those whose parsed answer is right (Fine-tune-CoT)"
-    keep = [r for r in rows if how == 'none' or r.get('strict_correct')]
-    return [dict(id=r['id'], question=r['question'], answer=r['gold'], rationale=r['reasoning'].strip(), teacher=r['teacher'], sample=r['sample'])
-            for r in keep]
-
-# %% ../nbs/19_pipeline.ipynb #43c9d3ab
+# %% ../nbs/19_pipeline.ipynb #46d3e833
 def shots(c:Config, exs:list)->str:
     "The demonstrations before every question when the recipe has `few_shot` (Learn-to-Reason's prefix)"
     if not c.few_shot: return ''
@@ -233,13 +244,19 @@ def shots(c:Config, exs:list)->str:
     demos = [e for e in exs if getattr(e, 'rationale', None)][:3]  # the paper's own demos are hand-written, not published
     return ''.join(''.join(render(FORMATS['l2r'], e)).rstrip() + '\n\n' for e in demos)
 
-def _decoding(c:Config)->dict:
+def decoding(c:Config)->dict:
     "The test decoding of `evaluate` where it differs from one greedy answer"
     d = dict(samples=c.eval_samples) if c.eval_samples != 1 else {}
     if c.eval_temperature > 0: d.update(do_sample=True, temperature=c.eval_temperature, top_p=c.eval_top_p)
     return d
 
-def train_round(c:Config, rows:list, out:Path, test:list, init=None, negatives=None, alpha=None, epochs=None,
+def round_scores(res)->dict:
+    "A training stage's best and last epoch, and where it is"
+    if not res: return {}
+    return dict({k: v for k, v in res.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(res.out))
+
+# %% ../nbs/19_pipeline.ipynb #bccd380d
+def train_round(c:Config, rows:list, test:list, init=None, negatives=None, alpha=None, epochs=None,
                 progress:bool=False, demos:str=''):
     "One round's training stage, in `train/` beside the run folder, named by its configuration"
     kw = {} if c.prefix_weight == get_format(c.rationale_format).prompt_weight else dict(prompt_weight=c.prefix_weight)
@@ -248,15 +265,28 @@ def train_round(c:Config, rows:list, out:Path, test:list, init=None, negatives=N
     return train(c.student, rows, c.rationale_format, store=run_dir(c).parent/'train', recipe=c.schedule,
                  epochs=epochs or c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size, negatives=negatives,
                  cl_ratio=c.reflection_weight, margin=c.reflection_margin, feedback_alpha=alpha, eval_examples=test,
-                 eval_kw=dict(max_new=c.max_new, batch_size=64, **_decoding(c)), init=init, seed=c.seed, shots=demos,
+                 eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), init=init, seed=c.seed, shots=demos,
                  max_target=c.rationale_max_tokens, progress=progress, **kw)
 
-# %% ../nbs/19_pipeline.ipynb #1e6c8d2d
-def exam(c:Config, student_dir, exs:list, out:Path)->list:
-    "The student's wrong answers on `exs`: `{id, question, answer, attempt}` rows, one per distinct wrong text"
+# %% ../nbs/19_pipeline.ipynb #5322f8f3
+@dataclass
+class Round:
+    "A round as its steps fill it in: the student's mistakes, the teachers' rationales, feedback, rows and negatives"
+    k:int; exs:list; test:list; out:Path; prev:object=None; progress:bool=False; rng:random.Random|None=None
+    wrong:list=field(default_factory=list)  # {id, question, answer, attempt}: one per distinct wrong answer
+    exam_strict:float|None=None             # the exam's accuracy (None for recorded mistakes)
+    rats:list=field(default_factory=list)   # {id, teacher, rationale, correct}, then `accepted` (and reviews' `scores`)
+    feedback:dict|None=None                 # {(id, attempt): {teacher: text}}
+    rows:list=field(default_factory=list)   # the training rows
+    negatives:dict|None=None                # {id: [wrong attempts]} for the triplet loss
+    @property
+    def by_id(self)->dict: return {e.id: e for e in self.exs}
+
+def exam(c:Config, student_dir, exs:list, out:Path)->tuple:
+    "The student's wrong answers on `exs`, one row per distinct wrong text, and its exam accuracy"
     ev = evaluate(load_student(str(student_dir)), exs, c.rationale_format, dataset=c.dataset, out=out/'exam.jsonl',
-                  samples=c.exam_samples, do_sample=True, temperature=c.exam_temperature, top_p=c.exam_top_p, max_new=c.max_new,
-                  batch_size=64, seed=c.seed, shots=shots(c, exs))
+                  samples=c.exam_samples, do_sample=True, temperature=c.exam_temperature, top_p=c.exam_top_p,
+                  max_new=c.max_new, batch_size=64, seed=c.seed, shots=shots(c, exs))
     by_id, seen, wrong = {e.id: e for e in exs}, set(), []
     for r in ev.rows:
         if r['strict_correct'] or (r['id'], r['text']) in seen: continue  # an empty answer is a mistake too
@@ -264,105 +294,61 @@ def exam(c:Config, student_dir, exs:list, out:Path)->list:
         wrong.append(dict(id=r['id'], question=by_id[r['id']].question, answer=r['answer'], attempt=r['text'].strip()))
     return wrong, ev.strict
 
-# %% ../nbs/19_pipeline.ipynb #542aa72e
-def _rows(path:Path)->list: return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+@step('mistakes')
+def sit_exam(c:Config, r:Round)->tuple: return exam(c, r.prev.final, r.exs, r.out)
 
-def mistake_rationales(c:Config, wrong:list, exs:list, out:Path, progress:bool=False)->list:
-    "Teacher rationales for the questions in `wrong`: `{id, teacher, rationale, correct}` rows"
-    committee, by_id = bool(flags(c) & {'peer_review', 'feedback'}), {e.id: e for e in exs}
-    t = _teacher(c, exs, committee)
-    if 'tailored' in flags(c):
-        res = stage(t, c.dataset, 'train', 'tailored', inputs=wrong, examples=exs, out=out/'rationales.jsonl', progress=progress,
-                    **teacher_sampling(c))
-    else:
-        res = stage(t, c.dataset, 'train', 'rationale', examples=[by_id[i] for i in dict.fromkeys(w['id'] for w in wrong)],
-                    out=out/'rationales.jsonl', progress=progress, **teacher_sampling(c))
-    _complete(res)
-    return [dict(id=r['id'], teacher=r['teacher'], rationale=tailored_solution(r['text']) if r['prompt'] == 'tailored' else r['text'].strip(),
-                 correct=bool(r.get('strict_correct'))) for r in _ordered(_rows(out/'rationales.jsonl'), exs)]
+# %% ../nbs/19_pipeline.ipynb #7f9efc6f
+def rationale_rows(rows:list, text=lambda r: r['text'].strip())->list:
+    "`{id, teacher, rationale, correct}` from a rationale stage's rows (`text` takes the rationale out of an answer)"
+    return [dict(id=r['id'], teacher=r['teacher'], rationale=text(r), correct=bool(r.get('strict_correct'))) for r in rows]
 
-def peer_review(c:Config, rats:list, exs:list, out:Path, progress:bool=False)->list:
-    "`rats` with each one's reviewer `scores` and whether it is `accepted` (mean of valid scores > threshold)"
-    inputs = [dict(id=r['id'], rationale=r['rationale'], teacher=r['teacher']) for r in rats]
-    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'review', inputs=inputs, examples=exs, out=out/'reviews.jsonl',
-                progress=progress, **teacher_sampling(c))
-    _complete(res)
-    scores = defaultdict(list)
-    for v in _rows(out/'reviews.jsonl'): scores[(v['id'], v['of'], v['input'])].append(v['score'])
-    out_ = []
-    for r in rats:
-        s = scores[(r['id'], r['teacher'], input_key(r['teacher'], r['rationale']))]
-        valid = [x for x in s if 1 <= x <= 5]
-        out_.append(dict(r, scores=s, accepted=bool(valid) and sum(valid) / len(valid) > c.review_threshold))
-    return out_
+@step('rationales')
+def fresh_rationales(c:Config, r:Round)->list:
+    "A rationale for each mistaken question, from the teacher or each committee member (MAPD's `rationale` prompt)"
+    exs = [r.by_id[i] for i in dict.fromkeys(w['id'] for w in r.wrong)]
+    return rationale_rows(teacher_stage(c, 'rationale', exs, r.out/'rationales.jsonl', uses_committee(c), r.progress))
 
-def feedback(c:Config, wrong:list, exs:list, out:Path, progress:bool=False)->dict:
-    "`{(id, attempt): {teacher: feedback text}}` from every committee member"
-    res = stage(_teacher(c, exs, True), c.dataset, 'train', 'feedback', inputs=wrong, examples=exs, out=out/'feedback.jsonl',
-                progress=progress, **teacher_sampling(c))
-    _complete(res)
-    key = {(w['id'], input_key('', w['attempt'])): (w['id'], w['attempt']) for w in wrong}
-    fb = defaultdict(dict)
-    for r in _rows(out/'feedback.jsonl'):
-        if (k := (r['id'], r['input'])) in key: fb[key[k]][r['teacher']] = r['text'].strip()
-    return fb
+@step('select')
+def answer_filter(c:Config, r:Round)->list:
+    "The rationales, each `accepted` when its answer is right (or every one, with the `round_filter` 'none')"
+    keep_all = (c.round_filter or c.filter) == 'none'
+    return [dict(x, accepted=keep_all or x['correct']) for x in r.rats]
 
-# %% ../nbs/19_pipeline.ipynb #3c48fe0f
-def _is(name:str, who:str)->bool:
-    "Is teacher `name` (`served:scripted:hasty,wrong_step=0.4`, `gpt`) the member called `who` (`hasty`, `gpt`)?"
-    return who in (name, name.split(':')[-1].split(',')[0])
+# %% ../nbs/19_pipeline.ipynb #1037c806
+@step('feedback')
+def no_feedback(c:Config, r:Round)->None: return None
 
-def round_rows(c:Config, wrong:list, rats:list, fb:dict|None, exs:list, rng:random.Random)->tuple:
-    "`(training rows, negatives or None)` for a round"
-    q = {e.id: e for e in exs}
-    ok = [r for r in rats if (r['accepted'] if 'peer_review' in flags(c) else ((c.round_filter or c.filter) == 'none' or r['correct']))]
-    negatives = defaultdict(list)
-    for w in wrong:
-        if w['attempt'].strip(): negatives[w['id']].append(w['attempt'])
-    if fb is None:
-        rows = [dict(id=r['id'], question=q[r['id']].question, answer=q[r['id']].answer, rationale=r['rationale'], teacher=r['teacher']) for r in ok]
-        return rows, (dict(negatives) if 'self_reflection' in flags(c) else None)
-    by_q = defaultdict(list)
-    for r in (ok if c.feedback_teacher == 'mixed' else [r for r in rats if _is(r['teacher'], c.feedback_teacher)]): by_q[r['id']].append(r)
-    rows = []
-    for w in wrong:
-        fbs, cands = fb.get((w['id'], w['attempt']), {}), by_q.get(w['id'], [])
-        if c.feedback_teacher != 'mixed': fbs = {k: v for k, v in fbs.items() if _is(k, c.feedback_teacher)}
-        if not fbs or not cands: continue  # MAPD drops a mistake that lacks either part
-        r = rng.choice(cands)
-        rows.append(dict(id=w['id'], question=w['question'], answer=q[w['id']].answer, rationale=r['rationale'], teacher=r['teacher'],
-                         attempt=w['attempt'], feedback=fbs[rng.choice(sorted(fbs))]))
-    return rows, (dict(negatives) if 'self_reflection' in flags(c) else None)
+@step('rows')
+def rationale_training_rows(c:Config, r:Round)->list:
+    "One training row per accepted rationale: the question, its gold answer and the rationale"
+    return [dict(id=x['id'], question=r.by_id[x['id']].question, answer=r.by_id[x['id']].answer, rationale=x['rationale'],
+                 teacher=x['teacher']) for x in r.rats if x['accepted']]
 
-# %% ../nbs/19_pipeline.ipynb #a2deaf52
-def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False)->dict:
-    "The configured baselines' test accuracy: `{name: {strict, flexible, ...}}`"
-    res = {}
-    for b in c.baselines:
-        if b == 'vanilla':
-            rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
-            r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs, learning_rate=c.learning_rate,
-                      batch_size=c.batch_size, eval_examples=test, eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
-            res[b] = {k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}
-            continue
-        fmt = dict(zero_shot='zs', zero_shot_cot='zs_cot', few_shot_cot='fs_cot')[b]
-        shots = few_shot_prompt(c.dataset, train_exs) if b == 'few_shot_cot' else ''
-        s = load_student(c.student, seed=c.seed)
-        ev = evaluate(s, test, fmt, dataset=c.dataset, out=out/f'{b}.jsonl', shots=shots, max_new=c.max_new, batch_size=32)
-        res[b] = dict(strict=ev.strict, flexible=ev.flexible)
-    return res
+@step('negatives')
+def no_negatives(c:Config, r:Round)->None: return None
 
-# %% ../nbs/19_pipeline.ipynb #acfd2467
-def recorded_mistakes(c:Config)->tuple:
-    "`(wrong rows, their examples)` from MAPD's released files for the run's dataset"
-    folder = Path(c.mistakes) if c.mistakes != 'mapd' else (reference_data() or Path('.'))/'teacher_outputs'/'mapd'
-    name = spec(c.dataset).name
-    ms = mapd_mistakes(folder, name)
-    exs = {m['id']: Example(f'{name}-mapd-{m["id"]}', m['question'], str(m['gold']), meta=dict(source=f'mapd:{folder}')) for m in ms}
-    wrong = [dict(id=exs[m['id']].id, question=m['question'], answer=str(m['gold']), attempt=m['attempt']) for m in ms]
-    return wrong, list(exs.values())
+# %% ../nbs/19_pipeline.ipynb #82fbf866
+def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=False, wrong:list|None=None)->tuple:
+    "Round `k`: its mistakes (or the recorded `wrong`), then each slot's step, then training; `(result, info)`"
+    r = Round(k, exs, test, out/f'r{k}', prev, progress, random.Random(c.seed * 1000 + k))
+    r.wrong, r.exam_strict = (wrong, None) if wrong is not None else pick('mistakes', flags(c))(c, r)
+    info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong), mistaken_questions=len({w['id'] for w in r.wrong}))
+    if not r.wrong: return prev, dict(info, train_rows=0, **round_scores(prev))
+    r.rats = pick('rationales', flags(c))(c, r)
+    r.rats = pick('select', flags(c))(c, r)
+    r.feedback = pick('feedback', flags(c))(c, r)
+    r.rows = pick('rows', flags(c))(c, r)
+    r.negatives = pick('negatives', flags(c))(c, r)
+    used = [x for x in r.rats if x['accepted']]
+    info.update(rationales=len(r.rats), accepted={t: sum(x['teacher'] == t for x in used) for t in dict.fromkeys(x['teacher'] for x in used)},
+                questions_with_accepted=len({x['id'] for x in used}), train_rows=len(r.rows))
+    if not r.rows: return prev, dict(info, **round_scores(prev))
+    res = train_round(c, r.rows, test, init=str(prev.final) if prev else None, negatives=r.negatives,
+                      alpha=c.alpha if r.feedback is not None else None, epochs=c.round_epochs if prev else c.epochs,
+                      progress=progress, demos=shots(c, exs))
+    return res, dict(info, **round_scores(res))
 
-# %% ../nbs/19_pipeline.ipynb #5219077b
+# %% ../nbs/19_pipeline.ipynb #70b77593
 @dataclass
 class RunResult:
     "A run's per-round results"
@@ -374,77 +360,45 @@ class RunResult:
         return pd.DataFrame(self.rounds).set_index('round')
     def _repr_html_(self): return self.table()._repr_html_()
 
+PAPER_MODULES = ('learn_reason.finetune_cot', 'learn_reason.learn_to_reason', 'learn_reason.mapd')
+
+def load_steps():
+    "Import the papers' pages: each registers its steps (they import this module, so it cannot import them first)"
+    for m in PAPER_MODULES: importlib.import_module(m)
+
+# %% ../nbs/19_pipeline.ipynb #c14ab565
 def _save(out:Path, c:Config, rounds:list, base:dict):
     (out/'results.json').write_text(json.dumps(dict(config=asdict(c), rounds=rounds, baselines=base), indent=1, default=str))
 
-# %% ../nbs/19_pipeline.ipynb #8280b712
-def _scores(res)->dict:
-    "A training stage's best and last epoch, and where it is"
-    return dict({k: v for k, v in res.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(res.out)) if res else {}
-
-def _round0(c:Config, tr:list, te:list, out:Path, progress:bool)->tuple:
-    rows = teacher_set(c, tr, out/'r0', progress)
-    data = rationale_set(rows, c.filter)
-    res = train_round(c, data, out/'r0', te, progress=progress, demos=shots(c, tr))
-    return res, dict(round=0, teacher_rows=len(rows), teacher_correct=sum(bool(r.get('strict_correct')) for r in rows), train_rows=len(data), **_scores(res))
-
-def _round(c:Config, k:int, prev, tr:list, te:list, out:Path, progress:bool, recorded=None)->tuple:
-    d = out/f'r{k}'
-    if recorded: (wrong, tr), exam_acc = recorded, None
-    else: wrong, exam_acc = exam(c, prev.final, tr, d)
-    info = dict(round=k, exam_strict=exam_acc, mistakes=len(wrong), mistaken_questions=len({w['id'] for w in wrong}))
-    if not wrong: return prev, dict(info, train_rows=0, **_scores(prev))
-    rats = mistake_rationales(c, wrong, tr, d, progress)
-    if 'peer_review' in flags(c): rats = peer_review(c, rats, tr, d, progress)
-    fb = feedback(c, wrong, tr, d, progress) if 'feedback' in flags(c) else None
-    _check_members(c, [r['teacher'] for r in rats])
-    rows, neg = round_rows(c, wrong, rats, fb, tr, random.Random(c.seed * 1000 + k))
-    info.update(rationales=len(rats), accepted=dict(Counter(r['teacher'] for r in rats if r.get('accepted', r['correct']))),
-                questions_with_accepted=len({r['id'] for r in rats if r.get('accepted', r['correct'])}), train_rows=len(rows))
-    if not rows: return prev, dict(info, **_scores(prev))
-    res = train_round(c, rows, d, te, init=str(prev.final) if prev else None, negatives=neg, alpha=c.alpha if fb is not None else None,
-                      epochs=c.round_epochs if prev else c.epochs, progress=progress, demos=shots(c, tr))
-    return res, dict(info, **_scores(res))
-
-# %% ../nbs/19_pipeline.ipynb #ad6bf754
-def _check_members(c:Config, names:list|None=None):
-    "A `feedback_teacher` other than 'mixed' must name a committee member (`names`, default: the committee spec's)"
-    if 'feedback' not in flags(c) or c.feedback_teacher == 'mixed': return
-    if names is None:
-        ms = describe(c.committee)
-        if not isinstance(ms, list): return  # a recorded committee: its members are known once its rows are read
-        names = [m['section'] if isinstance(m, dict) else m for m in ms]
-    _check(any(_is(n, c.feedback_teacher) for n in names), 'feedback_teacher',
-           f"'mixed' or a member of the committee ({', '.join(sorted(set(names)))})", c.feedback_teacher)
-
 def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     "Run a method configuration (or `make_config(**params)`), resuming whatever its folder holds"
+    load_steps()
     c = check_config(c) if c else make_config(**params)
-    _check_members(c)
+    for f in flags(c):
+        if ('check', f) in STEPS: STEPS[('check', f)](c)
     out = run_dir(c); out.mkdir(parents=True, exist_ok=True)
     with locked(out):  # one writer: a second process with this configuration waits, then finds every stage done
         cfg = json.loads(json.dumps(asdict(c), default=str))
-        if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its stages' rows would mix with ours
+        if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its rows would mix with ours
             raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
         check_identity(out, _identity(c), 'method run')
         (out/'config.json').write_text(json.dumps(cfg, indent=1))
         return _run(c, out, progress)
 
 def _run(c:Config, out:Path, progress:bool)->RunResult:
-    recorded = recorded_mistakes(c) if c.mistakes else None
-    if recorded:  # MAPD's recorded mistakes: no round 0, and no test question that is also a recorded one
-        seen = {x.question.strip() for x in recorded[1]}
-        tr, te = [], [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in seen]
+    if c.mistakes:  # recorded mistakes: no round 0, and no test question that is also a recorded one
+        wrong, tr = STEPS[('recorded', None)](c)
+        seen = {x.question.strip() for x in tr}
+        te = [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in seen]
         res, rounds = None, [dict(round=0, skipped='recorded mistakes', test_questions=len(te))]
     else:
-        tr, te = task(c)
-        res, info = _round0(c, tr, te, out, progress)
+        (tr, te), wrong = task(c), None
+        res, info = pick('round0', flags(c))(c, tr, te, out, progress)
         rounds = [info]
-    base = {}
-    _save(out, c, rounds, base)
+    _save(out, c, rounds, {})
     for k in range(1, n_rounds(c) + 1):
-        res, info = _round(c, k, res, tr, te, out, progress, recorded if k == 1 else None)
-        rounds.append(info); _save(out, c, rounds, base)
-    base = baselines(c, tr, te, out/'baselines', progress)
+        res, info = round_(c, k, res, tr, te, out, progress, wrong if k == 1 else None)
+        rounds.append(info); _save(out, c, rounds, {})
+    base = pick('baselines', flags(c))(c, tr, te, out/'baselines', progress)
     _save(out, c, rounds, base)
     return RunResult(out, asdict(c), rounds, base)

@@ -84,10 +84,10 @@ def review_score(text:str)->int:
     nums = re.findall(r'-?\d+', text or '')
     return int(nums[-1]) if nums else 0
 
-def accepted(scores:list)->bool:
-    "MAPD's peer-review rule: the mean of the valid (1-5) scores is above 3"
+def accepted(scores:list, threshold:float=3.0)->bool:
+    "MAPD's peer-review rule: the mean of the valid (1-5) scores is above `threshold` (3 in the paper)"
     valid = [s for s in scores if 1 <= s <= 5]
-    return bool(valid) and sum(valid) / len(valid) > 3
+    return bool(valid) and sum(valid) / len(valid) > threshold
 
 # %% ../nbs/04_prompts.ipynb #6c42f6c5
 TAILORED = ("You are a patient teacher. A student answered the question below, but the answer is wrong. Find the first step "

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace, asdict
 
 # %% auto #0
-__all__ = ['KNOBS', 'COMPARABLE', 'PAPERS', 'ORIGINS', 'TINY_SCHEDULE', 'OWN', 'Recipe', 'paper_of', 'recipe', 'table']
+__all__ = ['KNOBS', 'COMPARABLE', 'PAPERS', 'ORIGINS', 'TINY_SCHEDULE', 'OWN', 'PRESETS', 'FLAGS', 'ROUND_FLAGS',
+           'COMMITTEE_FLAGS', 'SWITCHES', 'STEPS', 'Recipe', 'recipe', 'table', 'methods_of', 'paper_of', 'step',
+           'pick']
 
 # %% ../nbs/18b_recipes.ipynb #3f61af95
 @dataclass(frozen=True)
@@ -64,12 +66,6 @@ TINY_SCHEDULE = dict(learning_rate=1e-3, batch_size=16, epochs=5)
 # the papers' schedules are for pretrained students of 124M to 7B parameters; the tiny students here start from random
 # weights on a CPU, and learn nothing at 1e-5 in 5 epochs: a method run with a tiny student takes these unless given
 
-def paper_of(flags:set)->str:
-    "The paper whose recipe a run's method flags call for: MAPD's round, else Learn-to-Reason's, else Fine-tune-CoT"
-    if flags & {'peer_review', 'feedback'}: return 'mapd'
-    if flags & {'tailored', 'self_reflection'}: return 'learn_to_reason'
-    return 'finetune_cot'
-
 # %% ../nbs/18b_recipes.ipynb #150c651a
 OWN = ('reflection_weight', 'reflection_margin', 'reflection_repr', 'alpha', 'review_threshold')  # kept by `comparable`
 
@@ -87,3 +83,42 @@ def table():
     "The papers' recipes and the comparable protocol, one column each"
     import pandas as pd
     return pd.DataFrame({**{k: asdict(v) for k, v in PAPERS.items()}, 'comparable': asdict(COMPARABLE)})
+
+# %% ../nbs/18b_recipes.ipynb #5fc6f7c0
+PRESETS = dict(finetune_cot=(), learn_to_reason=('tailored', 'self_reflection'), mapd=('feedback', 'peer_review'))
+FLAGS = ('diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback')
+ROUND_FLAGS = {'tailored', 'self_reflection', 'peer_review', 'feedback'}  # flags that need rounds after round 0
+COMMITTEE_FLAGS = {'peer_review', 'feedback'}  # flags whose rounds ask a committee, not one teacher
+SWITCHES = dict(self_reflection='self_reflection', review='peer_review')  # an ablation switch: the flag it turns off
+
+def methods_of(paper:str, # a key of `PRESETS`
+               diverse:int=1, # D: rationales a question in round 0 (more than 1 adds the `diverse` flag)
+               self_reflection:bool=True, # Learn-to-Reason: its triplet loss
+               review:bool=True, # MAPD: its peer review
+              )->list:
+    "The `methods` of a run of `paper` with its switches (the flags, in the order runs have always named them)"
+    if paper not in PRESETS: raise KeyError(f'unknown method {paper!r}; valid: {", ".join(PRESETS)}')
+    off = {f for k, f in SWITCHES.items() if not dict(self_reflection=self_reflection, review=review)[k]}
+    ms = [f for f in PRESETS[paper] if f not in off] or ['finetune_cot']
+    return ms + ['diverse'] * (diverse > 1)
+
+def paper_of(flags:set)->str:
+    "The paper whose recipe a run's method flags call for: MAPD's round, else Learn-to-Reason's, else Fine-tune-CoT"
+    return next((p for p in ('mapd', 'learn_to_reason') if set(flags) & set(PRESETS[p])), 'finetune_cot')
+
+# %% ../nbs/18b_recipes.ipynb #ac8daac2
+STEPS = {}  # (slot, flag or None) -> the step; None is the slot's default
+
+def step(slot:str, *flags:str):
+    "Register the decorated function as the `slot` step of a round when one of `flags` is on (none: the default)"
+    def register(f):
+        for fl in flags or (None,): STEPS[(slot, fl)] = f
+        return f
+    return register
+
+def pick(slot:str, flags:set):
+    "The step for `slot` that `flags` call for (the first flag, in `FLAGS` order, with one), else the slot's default"
+    for f in FLAGS + ('recorded',):
+        if f in flags and (slot, f) in STEPS: return STEPS[(slot, f)]
+    if (slot, None) not in STEPS: raise KeyError(f'no step for {slot!r} (import the pipeline, which loads every paper)')
+    return STEPS[(slot, None)]

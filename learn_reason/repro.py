@@ -12,33 +12,22 @@ from pathlib import Path
 from .config import setting, UserError  # torch and the pipeline load only when a cell needs them
 
 # %% auto #0
-__all__ = ['METHODS', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config', 'method_name',
-           'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params', 'safe_name', 'inside', 'load_spec',
-           'expand', 'status', 'versions', 'teacher_usage', 'kernel_name', 'run_cell', 'estimate', 'SweepResult',
-           'dry_run', 'sweep']
+__all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config',
+           'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params', 'safe_name', 'inside',
+           'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name', 'run_cell', 'estimate',
+           'SweepResult', 'dry_run', 'sweep']
 
 # %% ../nbs/24_repro.ipynb #900c23b0
 METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)', tailored_learning='tailored multi-round learning (Wang et al.)',
                mapd='MAPD / FAIR (Li et al.)')
-
-def _flag(name:str, v)->bool:
-    from learn_reason.pipeline import _check
-    _check(isinstance(v, bool), name, 'True or False', v)
-    return v
+PAPER = dict(finetune_cot='finetune_cot', tailored_learning='learn_to_reason', mapd='mapd')  # notebook -> its method
 
 def method_config(method:str, # a method notebook: 'finetune_cot', 'tailored_learning' or 'mapd'
-                  self_reflection:bool=True, # tailored learning: the triplet loss on the student's own wrong rationales
-                  review:bool=True, # MAPD: peer review of the rationales (off: every rationale is used, or as `round_filter` says)
-                  **params): # any other `Config` parameter
+                  **params): # its parameters: any `Config` parameter, and `self_reflection` or `review`
     "A checked pipeline configuration from a method notebook's parameters"
-    from learn_reason.pipeline import ConfigError, make_config, _check
+    from learn_reason.pipeline import ConfigError, method_config as config
     if method not in METHODS: raise ConfigError(f'method {method!r}: expected one of {", ".join(METHODS)}')
-    d = params.get('diverse', 1)
-    _check(isinstance(d, int) and not isinstance(d, bool) and d >= 1, 'diverse', 'a whole number >= 1', d)
-    sr, rv = _flag('self_reflection', self_reflection), _flag('review', review)
-    ms = dict(finetune_cot=['finetune_cot'], tailored_learning=['tailored'] + ['self_reflection'] * sr,
-              mapd=['feedback'] + ['peer_review'] * rv)[method]
-    return make_config(methods=ms + ['diverse'] * (d > 1), **dict(params, diverse=d))
+    return config(PAPER[method], **params)
 
 # %% ../nbs/24_repro.ipynb #dd1335db
 BASELINE_NAMES = dict(vanilla='Fine-tune', zero_shot='Zero-shot', zero_shot_cot='Zero-shot-CoT', few_shot_cot='Few-shot-CoT')
@@ -47,7 +36,7 @@ def _pct(x): return None if x is None else round(100 * x, 2)
 
 def method_name(cfg:dict)->str:
     "The paper's name for a run's method"
-    from learn_reason.pipeline import PRESETS
+    from learn_reason.recipes import PRESETS
     fs = {f for m in cfg['methods'] for f in PRESETS.get(m, (m,))}
     if fs & {'peer_review', 'feedback'}: return 'MAPD' + ('' if 'peer_review' in fs else ' (no review)')
     if 'tailored' in fs: return 'Learn-to-Reason' + ('' if 'self_reflection' in fs else ' (no self-reflection)')

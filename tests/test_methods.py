@@ -72,3 +72,21 @@ def test_bad_method_parameters_are_one_line(env):
                        (['methods=mapdd'], 'parameter methods: expected one or more of the presets finetune_cot')]:
         r = cli('method', *args, env=env)
         assert r.returncode == 1 and says in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+
+
+def test_the_papers_steps_compose_in_one_round(env, tmp_path):
+    "Diverse round 0 (Fine-tune-CoT), tailored rationales and self-reflection (Learn-to-Reason), peer review and feedback (MAPD)"
+    from learn_reason.pipeline import run
+    out = tmp_path/'all'
+    r = run(methods=['diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback'], diverse=2, dataset='coin_flip',
+            source='synthetic', data=dict(n=30), test_limit=4, epochs=1, round_epochs=1, max_new=32, exam_samples=1,
+            comparable=True, out=str(out))
+    rows = lambda f: [json.loads(l) for l in (out/'r1'/f).read_text().splitlines()]
+    t0 = [json.loads(l) for l in (out/'r0'/'teacher.jsonl').read_text().splitlines()]
+    assert {x['sample'] for x in t0} == {0, 1}                                    # D = 2 in round 0
+    rats, reviews, fb = rows('rationales.jsonl'), rows('reviews.jsonl'), rows('feedback.jsonl')
+    assert {x['prompt'] for x in rats} == {'tailored'} and len({x['teacher'] for x in rats}) == 3   # tailored, by the committee
+    assert reviews and all(v['teacher'] != v['of'] for v in reviews)             # each reviewed by the others
+    assert fb and r.rounds[1]['train_rows'] > 0
+    assert set(r.rounds[1]['accepted']) <= {x['teacher'] for x in rats}
+    assert r.config['reflection_weight'] == 0.5 and r.config['alpha'] == 0.5
