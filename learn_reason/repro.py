@@ -46,7 +46,10 @@ def metric_rows(result)->list:
     "Flat rows (one per round and baseline) from a `RunResult` or a run's `results.json` dict"
     r = result if isinstance(result, dict) else dict(config=result.config, rounds=result.rounds, baselines=result.baselines)
     name, rows = method_name(r['config']), []
-    proto = 'comparable' if r['config'].get('comparable') else f"{r['config'].get('recipe') or 'finetune_cot'}'s own"
+    from learn_reason.pipeline import PRESETS
+    from learn_reason.recipes import paper_of
+    paper = paper_of({f for m in r['config']['methods'] for f in PRESETS.get(m, (m,))})  # whose table and epoch rule
+    proto = 'comparable' if r['config'].get('comparable') else f"{r['config'].get('recipe') or paper}'s own"
     for x in r['rounds']:
         if 'last_strict' not in x: continue
         rows.append(dict(method=name, round=x['round'], accuracy=_pct(x['last_strict']), flexible=_pct(x.get('last_flexible')),
@@ -58,7 +61,7 @@ def metric_rows(result)->list:
         rows.append(dict(method=BASELINE_NAMES.get(b, b), round=0, accuracy=_pct(v.get('last_strict', v.get('strict'))),
                          flexible=_pct(v.get('last_flexible', v.get('flexible'))), best_accuracy=_pct(v.get('best_strict', v.get('strict'))),
                          best_epoch=v.get('best_epoch')))
-    for x in rows: x['protocol'] = proto  # which protocol each number came from: the paper's own, or the shared one
+    for x in rows: x.update(protocol=proto, paper=paper)  # which protocol each number came from; which paper it answers
     return rows
 
 def save_metrics(result, out=None)->Path:

@@ -10,11 +10,12 @@ import html, json, os
 from pathlib import Path
 import pandas as pd
 from .stage import input_key
+from .recipes import PAPERS
 
 # %% auto #0
-__all__ = ['IGNORED', 'NOT_AVAILABLE', 'SAMPLE_CSS', 'REPORT_CSS', 'gather', 'open_sweep', 'sweep_runs', 'finish', 'ablation',
-           'repro_dir', 'paper_table', 'side_by_side', 'save_figure', 'save_table', 'run_samples', 'samples_html',
-           'render_notebook', 'write_report']
+__all__ = ['IGNORED', 'NOT_AVAILABLE', 'SELECTION', 'SAMPLE_CSS', 'REPORT_CSS', 'gather', 'open_sweep', 'sweep_runs', 'finish',
+           'ablation', 'repro_dir', 'paper_table', 'paper_rule', 'as_paper', 'side_by_side', 'save_figure',
+           'save_table', 'run_samples', 'samples_html', 'render_notebook', 'write_report']
 
 # %% ../nbs/25_results.ipynb #154fa934
 def _flat(v): return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
@@ -94,24 +95,50 @@ def repro_dir()->Path:
 def paper_table(paper:str='finetune_cot', # 'finetune_cot', 'learn_to_reason' or 'mapd'
                 table:str|None=None, # e.g. 'tab:performance_gpt2' (default: every table of the paper)
                )->pd.DataFrame:
-    "A paper's published numbers (accuracy %, test split); empty when no source has been transcribed"
+    "A paper's published numbers (accuracy %, test split), each with its source; empty when none was transcribed"
     df = pd.read_csv(repro_dir()/'paper_tables'/f'{paper}.csv', dtype=dict(params=str))
     return df[df['table'] == table].reset_index(drop=True) if table else df
 
+# %% ../nbs/25_results.ipynb #d9a6a283
+SELECTION = dict(best='best epoch on test', last='last epoch')  # a paper's epoch rule, in words
+
+def paper_rule(ours:pd.DataFrame)->pd.Series:
+    "Each row's paper's epoch rule, 'best' or 'last', from that paper's recipe (a row naming no paper: Fine-tune-CoT's)"
+    paper = ours['paper'].fillna('finetune_cot') if 'paper' in ours else pd.Series('finetune_cot', index=ours.index)
+    return paper.map(lambda p: PAPERS[p].selection)
+
+def as_paper(ours:pd.DataFrame)->pd.Series:
+    "Our accuracy under each row's paper's rule: the best test epoch's where it reported the best, else the last's"
+    best = (ours['best_accuracy'] if 'best_accuracy' in ours else ours['accuracy']).fillna(ours['accuracy'])
+    return ours['accuracy'].where(paper_rule(ours) == 'last', best)
+
 # %% ../nbs/25_results.ipynb #aa265d19
 _SAME = {'Diverse': 'Diverse reasoning'}
+_SOURCE = ('source_table', 'source_row', 'source_column')
+
+def _source(paper:pd.DataFrame)->pd.Series:
+    "Where each published number stands in the paper: its table, row and column"
+    if not set(_SOURCE) <= set(paper.columns): return pd.Series('', index=paper.index, dtype=object)
+    t, r, c = (paper[k].astype(str) for k in _SOURCE)
+    return t + ', row ' + r + ', column ' + c
 
 def side_by_side(ours:pd.DataFrame, # `gather`'s rows (one round per method, e.g. round 0)
                  paper:pd.DataFrame, # `paper_table`'s rows for one student (e.g. GPT-2 124M)
                  by=('method', 'dataset'))->pd.DataFrame:
-    "Ours (mean ± std over seeds) beside the paper's numbers, and the difference"
+    "Ours under the paper's epoch rule and at our last epoch (mean, std over seeds) beside its numbers and sources"
     by = list(by)
-    g = ours.groupby(by, sort=False)['accuracy']
-    a = pd.DataFrame(dict(ours=g.mean().round(2), ours_std=g.std().round(2), seeds=g.size())).reset_index()
-    p = paper.assign(method=paper['method'].replace(_SAME))[by + ['accuracy']].rename(columns=dict(accuracy='paper'))
-    out = a.merge(p, on=by, how='left')
-    out['difference'] = (out['ours'] - out['paper']).round(2)
-    return out.astype(dict(paper=object, difference=object)).fillna({'paper': NOT_AVAILABLE, 'difference': NOT_AVAILABLE})
+    if ours.empty: ours = pd.DataFrame(columns=by + ['accuracy'], dtype=float)
+    keys = by + ['protocol'] * ('protocol' in ours) + ['paper_selection']
+    o = ours.assign(paper_selection=paper_rule(ours).map(SELECTION), as_paper=as_paper(ours))
+    g = o.groupby(keys, sort=False, dropna=False)
+    a = pd.DataFrame(dict(ours_as_paper=g['as_paper'].mean(), ours_as_paper_std=g['as_paper'].std(),
+                          ours_last=g['accuracy'].mean(), ours_last_std=g['accuracy'].std())).round(2)
+    a = a.assign(seeds=g.size()).reset_index()
+    p = paper.assign(method=paper['method'].replace(_SAME), source=_source(paper))[by + ['accuracy', 'source']]
+    out = a.merge(p.rename(columns=dict(accuracy='published')), on=by, how='left')
+    out.insert(len(out.columns) - 1, 'difference', (out['ours_as_paper'] - out['published']).round(2))
+    out = out.astype(dict(published=object, difference=object, source=object))
+    return out.fillna({'published': NOT_AVAILABLE, 'difference': NOT_AVAILABLE, 'source': ''})
 
 # %% ../nbs/25_results.ipynb #f5e07389
 def save_figure(fig, out, name:str)->list:
