@@ -8,7 +8,7 @@ Docs: https://learn-reason.github.io/learn_reason/finetune_cot.html.md"""
 from __future__ import annotations
 from pathlib import Path
 from .pipeline import (Config, RunResult, BASELINES, run, method_config, flags, step, teacher_stage,
-                                   train_round, shots, round_scores, run_dir)
+                                   train_round, shots, round_scores, run_dir, uses_committee)
 from .formats import few_shot_prompt
 from .students import load_student
 from .generate import evaluate
@@ -47,6 +47,13 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
     "The configured baselines' test accuracy: `{name: {strict, flexible, ...}}`"
     res = {}
     for b in c.baselines:
+        if b == 'teacher':  # Zero-shot-CoT on the test split: the teacher, or each committee member, alone
+            rows = teacher_stage(c, 'zs-cot', test, out/'teacher.jsonl', uses_committee(c), progress, split='test')
+            for t in dict.fromkeys(r['teacher'] for r in rows):
+                mine = [r for r in rows if r['teacher'] == t]
+                res[f'teacher:{t}'] = dict(strict=sum(bool(r.get('strict_correct')) for r in mine) / len(mine),
+                                           flexible=sum(bool(r.get('flexible_correct')) for r in mine) / len(mine))
+            continue
         if b == 'vanilla':
             rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
             r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,

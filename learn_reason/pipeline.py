@@ -61,7 +61,7 @@ class Config:
     schedule:str|None=None        # the optimisation of `learn_reason.train.RECIPES`
     epochs:int|None=None; round_epochs:int=3; learning_rate:float|None=None; batch_size:int|None=None # override it
     max_new:int|None=None         # new tokens per test output (default: per dataset)
-    baselines:list=field(default_factory=list) # any of 'vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot'
+    baselines:list=field(default_factory=list) # any of `BASELINES`
     mistakes:str|None=None        # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
     seed:int=0
     out:str|None=None             # the run folder (default: runs_dir/method/<hash of the config>)
@@ -143,7 +143,7 @@ def check_config(c:Config)->Config:
     return c
 
 # %% ../nbs/19_pipeline.ipynb #0ed911f9
-BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot')
+BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot', 'teacher')  # 'teacher': the teacher(s) alone, on test
 
 def make_config(**params)->Config:
     "A checked `Config` from keyword parameters (papermill's, the command line's, or a sweep cell's)"
@@ -228,9 +228,10 @@ def teacher_sampling(c:Config)->dict:
     d = dict(temperature=c.teacher_temperature, max_tokens=c.teacher_max_tokens)
     return {k: v for k, v in d.items() if v is not None}
 
-def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False, progress:bool=False, **kw)->list:
+def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False, progress:bool=False,
+                  split:str='train', **kw)->list:
     "Run teacher stage `prompt` over `exs` (the committee's with `committee`) to its end: its rows, in a fixed order"
-    res = stage(_teacher(c, exs, committee), c.dataset, 'train', prompt, examples=exs, out=out, progress=progress,
+    res = stage(_teacher(c, exs, committee), c.dataset, split, prompt, examples=exs, out=out, progress=progress,
                 **teacher_sampling(c), **kw)
     if res.stopped or not res.complete:
         raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')

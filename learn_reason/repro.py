@@ -13,9 +13,9 @@ from .config import setting, UserError  # torch and the pipeline load only when 
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config',
-           'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params', 'safe_name', 'inside',
-           'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name', 'run_cell', 'estimate',
-           'SweepResult', 'dry_run', 'sweep']
+           'baseline_name', 'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params',
+           'safe_name', 'inside', 'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name',
+           'run_cell', 'estimate', 'SweepResult', 'dry_run', 'sweep']
 
 # %% ../nbs/24_repro.ipynb #900c23b0
 METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)', tailored_learning='tailored multi-round learning (Wang et al.)',
@@ -31,6 +31,10 @@ def method_config(method:str, # a method notebook: 'finetune_cot', 'tailored_lea
 
 # %% ../nbs/24_repro.ipynb #dd1335db
 BASELINE_NAMES = dict(vanilla='Fine-tune', zero_shot='Zero-shot', zero_shot_cot='Zero-shot-CoT', few_shot_cot='Few-shot-CoT')
+
+def baseline_name(b:str)->str:
+    "A baseline's name in the papers' tables (`teacher:<spec>` is one teacher alone on test)"
+    return f"Teacher alone ({b.split(':')[-1].split(',')[0]})" if b.startswith('teacher:') else BASELINE_NAMES.get(b, b)
 
 def _pct(x): return None if x is None else round(100 * x, 2)
 
@@ -58,7 +62,7 @@ def metric_rows(result)->list:
         if x['round'] == 0 and x.get('teacher_rows'):
             rows.append(dict(method='Teacher (ZS-CoT)', round=0, accuracy=round(100 * x['teacher_correct'] / x['teacher_rows'], 2), split='train'))
     for b, v in r.get('baselines', {}).items():
-        rows.append(dict(method=BASELINE_NAMES.get(b, b), round=0, accuracy=_pct(v.get('last_strict', v.get('strict'))),
+        rows.append(dict(method=baseline_name(b), round=0, accuracy=_pct(v.get('last_strict', v.get('strict'))),
                          flexible=_pct(v.get('last_flexible', v.get('flexible'))), best_accuracy=_pct(v.get('best_strict', v.get('strict'))),
                          best_epoch=v.get('best_epoch')))
     for x in rows: x.update(protocol=proto, paper=paper)  # which protocol each number came from; which paper it answers
