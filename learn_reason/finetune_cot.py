@@ -59,7 +59,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
             r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
                       learning_rate=c.learning_rate, batch_size=c.batch_size, eval_examples=test,
                       eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
-            res[b] = {k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}
+            res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(r.out))
             continue
         demos = few_shot_prompt(c.dataset, train_exs) if b == 'few_shot_cot' else ''
         ev = evaluate(load_student(c.student, seed=c.seed), test, PROMPTED[b], dataset=c.dataset, out=out/f'{b}.jsonl',

@@ -35,6 +35,7 @@ class Config:
     dataset:str='coin_flip'
     methods:list=field(default_factory=lambda: ['finetune_cot']) # presets and flags (see `PRESETS`, `FLAGS`)
     source:str|None=None          # data source (default: the `sources` order)
+    split_rule:str='finetune_cot' # 'finetune_cot' (computed 70/30), 'published' or 'template' (Fine-tune-CoT's files)
     data:dict=field(default_factory=dict) # generator arguments for synthetic tasks (n, flips, steps, digits, ...)
     train_limit:int|None=None     # only the first N training questions
     test_limit:int|None=None      # only the first N test questions
@@ -126,6 +127,8 @@ def check_config(c:Config)->Config:
         v = getattr(c, n); _check(v is None or is_whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
     for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(is_number(v) and ok(v), n, want, v)
     for n in _TEXT: v = getattr(c, n); _check(v is None or isinstance(v, str) and v.strip(), n, 'text (or None)', v)
+    _check(c.split_rule in ('finetune_cot', 'published', 'template'), 'split_rule', "'finetune_cot', 'published' or 'template'",
+           c.split_rule)
     _check(c.source is None or c.source in SOURCES, 'source', f'one of {", ".join(SOURCES)} (or None)', c.source)
     for n in ('committee', 'feedback_teacher'): v = getattr(c, n); _check(isinstance(v, str) and v.strip(), n, 'text', v)
     for n in ('filter', 'round_filter'):
@@ -201,7 +204,7 @@ def run_dir(c:Config)->Path:
 
 def task(c:Config)->tuple:
     "`(train examples, test examples)` of the run's dataset"
-    kw = dict(source=c.source, **c.data)
+    kw = dict(source=c.source, **c.data, **({} if c.split_rule == 'finetune_cot' else dict(split_rule=c.split_rule)))
     tr, te = load(c.dataset, 'train', **kw), load(c.dataset, 'test', **kw)
     return tr[:c.train_limit], te[:c.test_limit]
 
@@ -390,7 +393,7 @@ def _run(c:Config, out:Path, progress:bool)->RunResult:
     if c.mistakes:  # recorded mistakes: no round 0, and no test question that is also a recorded one
         wrong, tr = STEPS[('recorded', None)](c)
         seen = {x.question.strip() for x in tr}
-        te = [e for e in load(c.dataset, 'test', source=c.source)[:c.test_limit] if e.question.strip() not in seen]
+        te = [e for e in task(c)[1] if e.question.strip() not in seen]
         res, rounds = None, [dict(round=0, skipped='recorded mistakes', test_questions=len(te))]
     else:
         (tr, te), wrong = task(c), None
