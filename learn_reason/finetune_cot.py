@@ -15,7 +15,7 @@ from .generate import evaluate
 from .train import train
 
 # %% auto #0
-__all__ = ['PROMPTED', 'teacher_set', 'rationale_set', 'round0', 'baselines', 'finetune_cot', 'diverse_degree']
+__all__ = ['PROMPTED', 'ANSWER_ONLY', 'teacher_set', 'rationale_set', 'round0', 'baselines', 'finetune_cot', 'diverse_degree']
 
 # %% ../nbs/20_finetune_cot.ipynb #015de85d
 def teacher_set(c:Config, exs:list, out:Path, progress:bool=False)->list:
@@ -41,6 +41,7 @@ def round0(c:Config, tr:list, te:list, out:Path, progress:bool=False)->tuple:
 
 # %% ../nbs/20_finetune_cot.ipynb #f51b2acb
 PROMPTED = dict(zero_shot='zs', zero_shot_cot='zs_cot', few_shot_cot='fs_cot')  # prompting baseline -> its format
+ANSWER_ONLY = dict(l2r='l2r_answer')  # a rationale format -> its answer-only twin (default: Fine-tune-CoT's ft_token)
 
 @step('baselines')
 def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False)->dict:
@@ -56,7 +57,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
             continue
         if b == 'vanilla':
             rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
-            r = train(c.student, rows, 'ft_token', store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
+            r = train(c.student, rows, ANSWER_ONLY.get(c.rationale_format, 'ft_token'), store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
                       learning_rate=c.learning_rate, batch_size=c.batch_size, eval_examples=test,
                       eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
             res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(r.out))

@@ -6,12 +6,18 @@ Docs: https://learn-reason.github.io/learn_reason/learn_to_reason.html.md"""
 
 # %% ../nbs/21_learn_to_reason.ipynb #549a857c
 from __future__ import annotations
+import dataclasses
 from collections import defaultdict
-from .pipeline import Config, Round, RunResult, run, method_config, step, teacher_stage, uses_committee, rationale_rows
+from .pipeline import (Config, Round, RunResult, run, method_config, step, teacher_stage, uses_committee,
+                                   rationale_rows, shots)
 from .prompts import tailored_solution
+from .formats import get_format
+from .answers import TEMPLATES
+from .students import load_student
+from .generate import evaluate
 
 # %% auto #0
-__all__ = ['tailored_rationales', 'reflection_negatives', 'learn_to_reason']
+__all__ = ['HINT', 'tailored_rationales', 'reflection_negatives', 'own_rationale', 'self_taught_rationales', 'learn_to_reason']
 
 # %% ../nbs/21_learn_to_reason.ipynb #0789ba07
 @step('rationales', 'tailored')
@@ -29,13 +35,41 @@ def reflection_negatives(c:Config, r:Round)->dict:
         if w['attempt'].strip(): neg[w['id']].append(w['attempt'])
     return dict(neg)
 
+# %% ../nbs/21_learn_to_reason.ipynb #e51029de
+HINT = '\nHint: The final answer should be {a}.'
+
+def own_rationale(fmt:str, text:str)->str:
+    "The reasoning of a student's output in format `fmt`: the text before its answer prefix, where its target has one"
+    f, t = get_format(fmt), text.strip()
+    pre = (TEMPLATES.get(f.template) or '').strip()
+    if '{a' in (f.target or '') and pre and pre in t: t = t[:t.index(pre)]
+    return t.strip()
+
+@step('rationales', 'self_taught')
+def self_taught_rationales(c:Config, r:Round)->list:
+    "STaR: the student's own correct exam rationales and, for the questions it got wrong, its hinted rationalizations"
+    keep = [x for x in r.exam_rows if x['strict_correct']]
+    wrong = [r.by_id[i] for i in dict.fromkeys(w['id'] for w in r.wrong)]
+    if wrong:
+        hinted = [dataclasses.replace(e, question=e.question + HINT.format(a=e.answer)) for e in wrong]
+        ev = evaluate(load_student(str(r.prev.final)), hinted, c.rationale_format, dataset=c.dataset,
+                      out=r.out/'rationalize.jsonl', max_new=c.max_new, batch_size=64, seed=c.seed, shots=shots(c, r.exs))
+        keep += [x for x in ev.rows if x['strict_correct']]
+    seen, out = set(), []
+    for x in keep:
+        rat = own_rationale(c.rationale_format, x['text'])
+        if rat and (x['id'], rat) not in seen:
+            seen.add((x['id'], rat)); out.append(dict(id=x['id'], teacher='student', rationale=rat, correct=True))
+    return out
+
 # %% ../nbs/21_learn_to_reason.ipynb #dc485ce7
 def learn_to_reason(dataset:str='coin_flip', # any registered dataset
                     rounds:int=2, # rounds after round 0 (exam, tailored rationales, retraining)
                     self_reflection:bool=True, # the triplet loss; False is the paper's ablation
+                    star:bool=False, # the STaR-style comparison instead: the student's own rationales, no teacher's
                     progress:bool=False, # progress bars
                     **params, # any other `Config` parameter (teacher, student, exam_samples, round_epochs, data, out, ...)
                    )->RunResult:
     "Learn-to-Reason's tailored multi-round learning on `dataset`"
-    return run(method_config('learn_to_reason', self_reflection=self_reflection, dataset=dataset, rounds=rounds, **params),
+    return run(method_config('learn_to_reason', self_reflection=self_reflection, star=star, dataset=dataset, rounds=rounds, **params),
                progress)

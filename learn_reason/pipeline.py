@@ -162,18 +162,19 @@ def effective_config(c:Config)->dict:
 def method_config(paper:str, # a method: 'finetune_cot', 'learn_to_reason' or 'mapd'
                   self_reflection:bool=True, # Learn-to-Reason: its triplet loss (False: the paper's ablation)
                   review:bool=True, # MAPD: its peer review (False: every rationale is used, or as `round_filter` says)
+                  star:bool=False, # Learn-to-Reason: its STaR-style comparison (the student's own rationales)
                   **params, # any other `Config` parameter; `diverse` > 1 turns on diverse reasoning
                  )->Config:
     "A checked configuration of one paper's method with its ablation switches"
-    for n, v in dict(self_reflection=self_reflection, review=review).items(): _check(isinstance(v, bool), n, 'True or False', v)
+    for n, v in dict(self_reflection=self_reflection, review=review, star=star).items(): _check(isinstance(v, bool), n, 'True or False', v)
     if paper not in PRESETS: raise ConfigError(f'method {paper!r}: expected one of {", ".join(PRESETS)}')
     d = params.setdefault('diverse', 1)
     _check(is_whole(d, 1), 'diverse', 'a whole number >= 1', d)
-    return make_config(methods=methods_of(paper, d, self_reflection, review), **params)
+    return make_config(methods=methods_of(paper, d, self_reflection, review, star), **params)
 
 def method_params(ns:dict)->dict:
     "The parameters of a method run found in `ns` (a notebook's globals): `Config` fields and the ablation switches"
-    names = {f.name for f in dataclasses.fields(Config)} | {'self_reflection', 'review'}
+    names = {f.name for f in dataclasses.fields(Config)} | {'self_reflection', 'review', 'star'}
     return {k: v for k, v in ns.items() if k in names and k != 'methods'}
 
 def flags(c:Config)->set:
@@ -279,6 +280,7 @@ class Round:
     k:int; exs:list; test:list; out:Path; prev:object=None; progress:bool=False; rng:random.Random|None=None
     wrong:list=field(default_factory=list)  # {id, question, answer, attempt}: one per distinct wrong answer
     exam_strict:float|None=None             # the exam's accuracy (None for recorded mistakes)
+    exam_rows:list=field(default_factory=list) # every exam output, scored
     rats:list=field(default_factory=list)   # {id, teacher, rationale, correct}, then `accepted` (and reviews' `scores`)
     feedback:dict|None=None                 # {(id, attempt): {teacher: text}}
     rows:list=field(default_factory=list)   # the training rows
@@ -287,7 +289,7 @@ class Round:
     def by_id(self)->dict: return {e.id: e for e in self.exs}
 
 def exam(c:Config, student_dir, exs:list, out:Path)->tuple:
-    "The student's wrong answers on `exs`, one row per distinct wrong text, and its exam accuracy"
+    "The student's wrong answers on `exs` (one row per distinct wrong text), its exam accuracy, and every output"
     ev = evaluate(load_student(str(student_dir)), exs, c.rationale_format, dataset=c.dataset, out=out/'exam.jsonl',
                   samples=c.exam_samples, do_sample=True, temperature=c.exam_temperature, top_p=c.exam_top_p,
                   max_new=c.max_new, batch_size=64, seed=c.seed, shots=shots(c, exs))
@@ -296,7 +298,7 @@ def exam(c:Config, student_dir, exs:list, out:Path)->tuple:
         if r['strict_correct'] or (r['id'], r['text']) in seen: continue  # an empty answer is a mistake too
         seen.add((r['id'], r['text']))
         wrong.append(dict(id=r['id'], question=by_id[r['id']].question, answer=r['answer'], attempt=r['text'].strip()))
-    return wrong, ev.strict
+    return wrong, ev.strict, ev.rows
 
 @step('mistakes')
 def sit_exam(c:Config, r:Round)->tuple: return exam(c, r.prev.final, r.exs, r.out)
@@ -335,7 +337,7 @@ def no_negatives(c:Config, r:Round)->None: return None
 def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=False, wrong:list|None=None)->tuple:
     "Round `k`: its mistakes (or the recorded `wrong`), then each slot's step, then training; `(result, info)`"
     r = Round(k, exs, test, out/f'r{k}', prev, progress, random.Random(c.seed * 1000 + k))
-    r.wrong, r.exam_strict = (wrong, None) if wrong is not None else pick('mistakes', flags(c))(c, r)
+    r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else pick('mistakes', flags(c))(c, r)
     info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong), mistaken_questions=len({w['id'] for w in r.wrong}))
     if not r.wrong: return prev, dict(info, train_rows=0, **round_scores(prev))
     r.rats = pick('rationales', flags(c))(c, r)

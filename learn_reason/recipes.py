@@ -10,8 +10,8 @@ from dataclasses import dataclass, fields, replace, asdict
 
 # %% auto #0
 __all__ = ['KNOBS', 'COMPARABLE', 'PAPERS', 'ORIGINS', 'TINY_SCHEDULE', 'OWN', 'PRESETS', 'FLAGS', 'ROUND_FLAGS',
-           'COMMITTEE_FLAGS', 'SWITCHES', 'STEPS', 'Recipe', 'recipe', 'table', 'methods_of', 'paper_of', 'step',
-           'pick']
+           'BASELINE_FLAGS', 'COMMITTEE_FLAGS', 'SWITCHES', 'STEPS', 'Recipe', 'recipe', 'table', 'methods_of',
+           'paper_of', 'step', 'pick']
 
 # %% ../nbs/18b_recipes.ipynb #3f61af95
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ def table():
 
 # %% ../nbs/18b_recipes.ipynb #5fc6f7c0
 PRESETS = dict(finetune_cot=(), learn_to_reason=('tailored', 'self_reflection'), mapd=('feedback', 'peer_review'))
-FLAGS = ('diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback')
-ROUND_FLAGS = {'tailored', 'self_reflection', 'peer_review', 'feedback'}  # flags that need rounds after round 0
+FLAGS = ('diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback', 'self_taught')
+ROUND_FLAGS = {'tailored', 'self_reflection', 'peer_review', 'feedback', 'self_taught'}  # flags that need rounds
+BASELINE_FLAGS = dict(self_taught='learn_to_reason')  # a paper's comparison method that is no preset: STaR
 COMMITTEE_FLAGS = {'peer_review', 'feedback'}  # flags whose rounds ask a committee, not one teacher
 SWITCHES = dict(self_reflection='self_reflection', review='peer_review')  # an ablation switch: the flag it turns off
 
@@ -95,16 +96,19 @@ def methods_of(paper:str, # a key of `PRESETS`
                diverse:int=1, # D: rationales a question in round 0 (more than 1 adds the `diverse` flag)
                self_reflection:bool=True, # Learn-to-Reason: its triplet loss
                review:bool=True, # MAPD: its peer review
+               star:bool=False, # Learn-to-Reason's STaR-style comparison: the student's own rationales, no teacher's
               )->list:
     "The `methods` of a run of `paper` with its switches (the flags, in the order runs have always named them)"
     if paper not in PRESETS: raise KeyError(f'unknown method {paper!r}; valid: {", ".join(PRESETS)}')
+    if star and paper == 'learn_to_reason': return ['self_taught'] + ['diverse'] * (diverse > 1)
     off = {f for k, f in SWITCHES.items() if not dict(self_reflection=self_reflection, review=review)[k]}
     ms = [f for f in PRESETS[paper] if f not in off] or ['finetune_cot']
     return ms + ['diverse'] * (diverse > 1)
 
 def paper_of(flags:set)->str:
     "The paper whose recipe a run's method flags call for: MAPD's round, else Learn-to-Reason's, else Fine-tune-CoT"
-    return next((p for p in ('mapd', 'learn_to_reason') if set(flags) & set(PRESETS[p])), 'finetune_cot')
+    calls = lambda p: set(flags) & (set(PRESETS[p]) | {f for f, q in BASELINE_FLAGS.items() if q == p})
+    return next((p for p in ('mapd', 'learn_to_reason') if calls(p)), 'finetune_cot')
 
 # %% ../nbs/18b_recipes.ipynb #ac8daac2
 STEPS = {}  # (slot, flag or None) -> the step; None is the slot's default

@@ -43,6 +43,7 @@ def method_name(cfg:dict)->str:
     from learn_reason.recipes import PRESETS
     fs = {f for m in cfg['methods'] for f in PRESETS.get(m, (m,))}
     if fs & {'peer_review', 'feedback'}: return 'MAPD' + ('' if 'peer_review' in fs else ' (no review)')
+    if 'self_taught' in fs: return 'STaR (self-taught)'
     if 'tailored' in fs: return 'Learn-to-Reason' + ('' if 'self_reflection' in fs else ' (no self-reflection)')
     return 'Diverse reasoning' if 'diverse' in fs and cfg.get('diverse', 1) > 1 else 'Fine-tune-CoT'
 

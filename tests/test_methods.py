@@ -90,3 +90,19 @@ def test_the_papers_steps_compose_in_one_round(env, tmp_path):
     assert fb and r.rounds[1]['train_rows'] > 0
     assert set(r.rounds[1]['accepted']) <= {x['teacher'] for x in rats}
     assert r.config['reflection_weight'] == 0.5 and r.config['alpha'] == 0.5
+
+
+def test_a_self_taught_round_learns_the_students_own_rationales(env, tmp_path):
+    "STaR (Learn-to-Reason's comparison): no teacher after round 0; correct exam rationales and hinted rationalizations"
+    from learn_reason.pipeline import run
+    out = tmp_path/'star'
+    r = run(methods=['self_taught'], dataset='coin_flip', source='synthetic', data=dict(n=40), test_limit=4, epochs=2,
+            round_epochs=1, rounds=1, max_new=32, exam_samples=2, comparable=True, out=str(out))
+    one = r.rounds[1]
+    assert r.config['recipe'] == 'learn_to_reason' and not (out/'r1'/'rationales.jsonl').exists()   # no teacher asked
+    exam = [json.loads(l) for l in (out/'r1'/'exam.jsonl').read_text().splitlines()]
+    assert one['mistakes'] > 0 and (out/'r1'/'rationalize.jsonl').is_file()
+    hinted = {json.loads(l)['id'] for l in (out/'r1'/'rationalize.jsonl').read_text().splitlines()}
+    assert hinted == {x['id'] for x in exam if not x['strict_correct']}              # a rationalization per mistaken question
+    assert one['accepted'].get('student', 0) == one['rationales'] == one['train_rows']
+    assert one['rationales'] >= len({(x['id'], x['text']) for x in exam if x['strict_correct']}) > 0
