@@ -19,7 +19,7 @@ from .cache import Cache
 __all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
            'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
            'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
-           'cmd_doctor', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
+           'cmd_doctor', 'cmd_testbed', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
 
 # %% ../nbs/99_cli.ipynb #13b62297
 def availability(name:str, data_dir=None, probe:bool=True)->dict:
@@ -269,8 +269,8 @@ def cmd_method(a):
 def cmd_repro(a):
     "Run a sweep spec through papermill (or price it with --dry-run); exit 1 when a cell failed"
     from learn_reason.repro import sweep, dry_run
-    if a.dry_run: dry_run(a.spec, only=a.only, root=a.root); return 0
-    r = sweep(a.spec, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads, root=a.root, progress=not a.quiet)
+    if a.dry_run: dry_run(a.spec, only=a.only, root=a.root, scale=a.scale); return 0
+    r = sweep(a.spec, scale=a.scale, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads, root=a.root, progress=not a.quiet)
     ran = [c for c in r.cells if not c.get('skipped')]
     print(f"{r.name}: {len(r.cells)} cells, {len(ran)} run, {len(r.cells) - len(ran)} already finished, {len(r.failed)} failed")
     for c in r.failed: print(f"  failed: {c['cell']}: {c.get('error')}\n          notebook: {c['notebook']}", file=sys.stderr)
@@ -285,6 +285,15 @@ def cmd_doctor(a):
     left = [f for f in found if not (f.fixed or f.harmless)]
     if left and not a.fix: print(f'{len(left)} problems: run `learn-reason doctor --fix` to repair them', file=sys.stderr)
     return 1 if left else 0
+
+def cmd_testbed(a):
+    "Run the offline testbed for the seeds, then write its predictions, runs, variants and claims into `--out`"
+    from learn_reason.testbed import run_testbed, save_results
+    try: seeds = tuple(int(x) for x in a.seeds.split(','))
+    except ValueError: raise UserError(f'--seeds: expected comma-separated whole numbers, got {a.seeds!r}') from None
+    table, checks = save_results(run_testbed(seeds, a.root, a.jobs), a.out)
+    print(table.to_string()); print(checks[['claim', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed']].to_string())
+    print(f'written: {a.out}')
 
 # %% ../nbs/99_cli.ipynb #2a772a16
 _BIG = 2**31 - 1  # the largest count that torch and the C code beneath it take
@@ -434,6 +443,11 @@ def parser()->argparse.ArgumentParser:
     m.add_argument('--print-config', action='store_true',
                    help="print the run's effective configuration (its recipe merged with what was given) as JSON; run nothing")
     m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
+    tb = sub.add_parser('testbed', help="the offline testbed: the papers' claims over seeds, results into --out")
+    tb.add_argument('--seeds', default='0,1,2', help='comma-separated seeds'); tb.add_argument('--jobs', type=whole(1), default=2)
+    tb.add_argument('--root', help='where the runs go (default: runs_dir/testbed)')
+    tb.add_argument('--out', default='papers_repro/results/testbed', help='where the results go')
+    tb.set_defaults(func=cmd_testbed)
     rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill (papers_repro/sweeps/*.yaml)')
     rp.add_argument('spec', help='a sweep spec, e.g. papers_repro/sweeps/demo.yaml')
     rp.add_argument('--only', help='comma-separated glob patterns over cell names, e.g. "ftcot*,mapd"')
@@ -442,6 +456,7 @@ def parser()->argparse.ArgumentParser:
     rp.add_argument('--dry-run', action='store_true', help="print each cell's status and teacher cost estimate; run nothing")
     rp.add_argument('--jobs', type=whole(1), default=2, help='cells at once (default 2)')
     rp.add_argument('--threads', type=whole(1), default=1, help='torch threads per cell')
+    rp.add_argument('--scale', help="one of the spec's scales (e.g. cpu or gpu; default: its first)")
     rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)'); rp.add_argument('--quiet', action='store_true')
     rp.set_defaults(func=cmd_repro)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)

@@ -8,7 +8,8 @@ Docs: https://learn-reason.github.io/learn_reason/finetune_cot.html.md"""
 from __future__ import annotations
 from pathlib import Path
 from .pipeline import (Config, RunResult, BASELINES, run, method_config, flags, step, teacher_stage,
-                                   train_round, shots, round_scores, run_dir, uses_committee)
+                                   train_round, shots, round_scores, run_dir, uses_committee,
+                                   lora_settings)
 from .formats import few_shot_prompt
 from .students import load_student
 from .generate import evaluate
@@ -59,7 +60,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
             rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
             r = train(c.student, rows, ANSWER_ONLY.get(c.rationale_format, 'ft_token'), store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
                       learning_rate=c.learning_rate, batch_size=c.batch_size, eval_examples=test,
-                      eval_kw=dict(batch_size=64), seed=c.seed, progress=progress)
+                      eval_kw=dict(batch_size=64), seed=c.seed, progress=progress, lora=lora_settings(c))
             res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(r.out))
             continue
         demos = few_shot_prompt(c.dataset, train_exs) if b == 'few_shot_cot' else ''

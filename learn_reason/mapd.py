@@ -73,8 +73,9 @@ def training_pairs(c:Config, r:Round)->list:
         fbs, cands = r.feedback.get((w['id'], w['attempt']), {}), by_q.get(w['id'], [])
         if named: fbs = {k: v for k, v in fbs.items() if is_member(k, c.feedback_teacher)}
         if not fbs or not cands: continue  # MAPD drops a mistake that lacks either part
-        x = r.rng.choice(cands)
-        rows.append(dict(id=w['id'], question=w['question'], answer=r.by_id[w['id']].answer, rationale=x['rationale'],
+        x = r.rng.choice(cands)  # the answer is the one the rationale reaches, as in MAPD's own text (not the gold one)
+        own = x.get('own') if not x.get('correct') and x.get('own') not in (None, '') else r.by_id[w['id']].answer
+        rows.append(dict(id=w['id'], question=w['question'], answer=own, rationale=x['rationale'],
                          teacher=x['teacher'], attempt=w['attempt'], feedback=fbs[r.rng.choice(sorted(fbs))]))
     return rows
 

@@ -24,9 +24,9 @@ from .train import train, RECIPES
 # %% auto #0
 __all__ = ['BASELINES', 'PAPER_MODULES', 'Config', 'ConfigError', 'check_config', 'make_config', 'effective_config',
            'method_config', 'method_params', 'flags', 'n_rounds', 'run_dir', 'task', 'uses_committee',
-           'teacher_sampling', 'teacher_stage', 'shots', 'decoding', 'round_scores', 'train_round', 'Round', 'exam',
-           'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter', 'no_feedback', 'rationale_training_rows',
-           'no_negatives', 'round_', 'RunResult', 'load_steps', 'run']
+           'teacher_sampling', 'teacher_stage', 'shots', 'decoding', 'round_scores', 'lora_settings', 'train_round',
+           'Round', 'exam', 'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter', 'no_feedback',
+           'rationale_training_rows', 'no_negatives', 'round_', 'RunResult', 'load_steps', 'same_config', 'run']
 
 # %% ../nbs/19_pipeline.ipynb #34bbf5b4
 @dataclass
@@ -61,6 +61,7 @@ class Config:
     rationale_max_tokens:int|None=None # a training target's tokens at most
     schedule:str|None=None        # the optimisation of `learn_reason.train.RECIPES`
     epochs:int|None=None; round_epochs:int=3; learning_rate:float|None=None; batch_size:int|None=None # override it
+    lora:bool=False; lora_r:int=16; lora_alpha:int=32 # train a LoRA adapter (rank, alpha) instead of every weight
     max_new:int|None=None         # new tokens per test output (default: per dataset)
     baselines:list=field(default_factory=list) # any of `BASELINES`
     mistakes:str|None=None        # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
@@ -74,7 +75,7 @@ class ConfigError(UserError):
 def _check(ok:bool, name:str, want:str, got):
     if not ok: raise ConfigError(f'parameter {name}: expected {want}, got {got!r}')
 
-_WHOLE = dict(diverse=1, exam_samples=1, epochs=1, round_epochs=1, batch_size=1, seed=0, eval_samples=1,
+_WHOLE = dict(diverse=1, exam_samples=1, lora_r=1, lora_alpha=1, epochs=1, round_epochs=1, batch_size=1, seed=0, eval_samples=1,
               rationale_max_tokens=1)                                                     # name: least value
 _MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1) # the same, or None
 _P = (lambda v: 0 < v <= 1, 'a number above 0, at most 1')
@@ -138,6 +139,7 @@ def check_config(c:Config)->Config:
                                   f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', v)
     _check(c.reflection_repr in ('last', 'pool'), 'reflection_repr', "'last' or 'pool'", c.reflection_repr)
     _check(isinstance(c.few_shot, bool), 'few_shot', 'True or False', c.few_shot)
+    _check(isinstance(c.lora, bool), 'lora', 'True or False', c.lora)
     v = c.teacher_temperature; _check(v is None or is_number(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
     _check(isinstance(c.schedule, str) and c.schedule in RECIPES, 'schedule', f'one of {", ".join(RECIPES)}', c.schedule)
     _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
@@ -261,6 +263,10 @@ def round_scores(res)->dict:
     return dict({k: v for k, v in res.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(res.out))
 
 # %% ../nbs/19_pipeline.ipynb #bccd380d
+def lora_settings(c:Config)->dict|bool:
+    "The training stage's `lora`: the adapter's rank and alpha, or False for full fine-tuning"
+    return dict(r=c.lora_r, alpha=c.lora_alpha) if c.lora else False
+
 def train_round(c:Config, rows:list, test:list, init=None, negatives=None, alpha=None, epochs=None,
                 progress:bool=False, demos:str=''):
     "One round's training stage, in `train/` beside the run folder, named by its configuration"
@@ -271,7 +277,7 @@ def train_round(c:Config, rows:list, test:list, init=None, negatives=None, alpha
                  epochs=epochs or c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size, negatives=negatives,
                  cl_ratio=c.reflection_weight, margin=c.reflection_margin, feedback_alpha=alpha, eval_examples=test,
                  eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), init=init, seed=c.seed, shots=demos,
-                 max_target=c.rationale_max_tokens, progress=progress, **kw)
+                 max_target=c.rationale_max_tokens, progress=progress, lora=lora_settings(c), **kw)
 
 # %% ../nbs/19_pipeline.ipynb #5322f8f3
 @dataclass
@@ -305,8 +311,9 @@ def sit_exam(c:Config, r:Round)->tuple: return exam(c, r.prev.final, r.exs, r.ou
 
 # %% ../nbs/19_pipeline.ipynb #7f9efc6f
 def rationale_rows(rows:list, text=lambda r: r['text'].strip())->list:
-    "`{id, teacher, rationale, correct}` from a rationale stage's rows (`text` takes the rationale out of an answer)"
-    return [dict(id=r['id'], teacher=r['teacher'], rationale=text(r), correct=bool(r.get('strict_correct'))) for r in rows]
+    "`{id, teacher, rationale, correct, own}` from a rationale stage's rows (`own`: the answer the rationale reaches)"
+    return [dict(id=r['id'], teacher=r['teacher'], rationale=text(r), correct=bool(r.get('strict_correct')), own=r.get('strict'))
+            for r in rows]
 
 @step('rationales')
 def fresh_rationales(c:Config, r:Round)->list:
@@ -376,6 +383,12 @@ def load_steps():
 def _save(out:Path, c:Config, rounds:list, base:dict):
     (out/'results.json').write_text(json.dumps(dict(config=asdict(c), rounds=rounds, baselines=base), indent=1, default=str))
 
+def same_config(old:dict, new:dict)->bool:
+    "Is `old` (a run folder's config.json) `new`? A parameter added since `old` was written must keep its default"
+    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
+    return all(old[k] == v if k in old else k in defaults and json.loads(json.dumps(defaults[k])) == v for k, v in new.items()) \
+        and set(old) <= set(new)
+
 def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     "Run a method configuration (or `make_config(**params)`), resuming whatever its folder holds"
     load_steps()
@@ -385,7 +398,7 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     out = run_dir(c); out.mkdir(parents=True, exist_ok=True)
     with locked(out):  # one writer: a second process with this configuration waits, then finds every stage done
         cfg = json.loads(json.dumps(asdict(c), default=str))
-        if (out/'config.json').is_file() and json.loads((out/'config.json').read_text()) != cfg:  # its rows would mix with ours
+        if (out/'config.json').is_file() and not same_config(json.loads((out/'config.json').read_text()), cfg):
             raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
         check_identity(out, _identity(c), 'method run')
         (out/'config.json').write_text(json.dumps(cfg, indent=1))
@@ -394,9 +407,11 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
 def _run(c:Config, out:Path, progress:bool)->RunResult:
     if c.mistakes:  # recorded mistakes: no round 0, and no test question that is also a recorded one
         wrong, tr = STEPS[('recorded', None)](c)
-        seen = {x.question.strip() for x in tr}
-        te = [e for e in task(c)[1] if e.question.strip() not in seen]
-        res, rounds = None, [dict(round=0, skipped='recorded mistakes', test_questions=len(te))]
+        tr = tr[:c.train_limit]; wrong = [w for w in wrong if w['id'] in {x.id for x in tr}]  # the first N questions
+        seen, all_te = {x.question.strip() for x in tr}, task(c)[1]
+        te = [e for e in all_te if e.question.strip() not in seen]
+        res, rounds = None, [dict(round=0, skipped='recorded mistakes', train_questions=len(tr), test_questions=len(te),
+                                  test_excluded=len(all_te) - len(te))]
     else:
         (tr, te), wrong = task(c), None
         res, info = pick('round0', flags(c))(c, tr, te, out, progress)

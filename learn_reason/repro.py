@@ -143,8 +143,8 @@ def _unknown(path, what:str, d:dict, known:tuple):
     if bad := set(d) - set(known):
         raise SpecError(f'{path}: {what}unknown key(s) {sorted(map(str, bad))} (known: {", ".join(known)})')
 
-def load_spec(path)->dict:
-    "A checked sweep spec from a YAML file: every field's type, and every name that becomes a folder"
+def load_spec(path, scale:str|None=None)->dict:
+    "A checked sweep spec from a YAML file: every field's type, every name that becomes a folder; `scale` picks a scale"
     import yaml
     path = Path(path)
     if not path.is_file(): raise SpecError(f'{path}: no such sweep spec')
@@ -154,10 +154,18 @@ def load_spec(path)->dict:
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise SpecError(f'{path}: not valid YAML ({" ".join(str(e).split())})') from None
     spec = _want(path, 'the spec', spec, dict, {})
-    _unknown(path, '', spec, ('name', 'description', 'defaults', 'runs', 'reports'))
+    _unknown(path, '', spec, ('name', 'description', 'defaults', 'scales', 'runs', 'reports'))
     spec['name'] = safe_name(_want(path, 'name', spec.get('name'), str, path.stem), f'{path}: name', SWEEP_TAKEN)
     spec['description'] = _want(path, 'description', spec.get('description'), str, '')
     spec['defaults'] = _want(path, 'defaults', spec.get('defaults'), dict, {})
+    scales = _want(path, 'scales', spec.get('scales'), dict, {})
+    if scale is not None or scales:
+        if not scales: raise SpecError(f'{path}: --scale {scale}: the spec has no scales')
+        scale = next(iter(scales)) if scale is None else scale
+        if scale not in scales: raise SpecError(f'{path}: scale {scale!r}: expected one of {", ".join(map(str, scales))}')
+        spec['defaults'] = {**spec['defaults'], **_want(path, f'scales.{scale}', scales[scale], dict, {})}
+        spec['name'] = safe_name(f"{spec['name']}-{scale}", f'{path}: scale', SWEEP_TAKEN)
+    spec['scale'] = scale
     spec['path'] = path
     for k in ('runs', 'reports'):
         spec[k] = _want(path, k, spec.get(k), list, [])
@@ -394,9 +402,9 @@ def _select(cells:list, only:str|None)->list:
     pats = [p.strip() for p in only.split(',') if p.strip()]
     return [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in pats)]
 
-def dry_run(spec, only=None, root=None, file=None)->list:
+def dry_run(spec, only=None, root=None, file=None, scale=None)->list:
     "Print each cell's status and its teacher cost estimate; send nothing, run nothing"
-    spec = spec if isinstance(spec, dict) else load_spec(spec)
+    spec = spec if isinstance(spec, dict) else load_spec(spec, scale)
     root = Path(root or Path(setting('runs_dir'))/spec['name'])
     rows, usd, later, seen = [], 0.0, 0.0, {}
     for c in _select(expand(spec), only):
@@ -415,6 +423,7 @@ def dry_run(spec, only=None, root=None, file=None)->list:
     return rows
 
 def sweep(spec, # a spec's path, or a loaded spec
+          scale:str|None=None, # one of the spec's `scales` (default: its first)
           only:str|None=None, # comma-separated glob patterns over cell names
           executor:str='local', # 'local' or 'ray'
           resume:bool=False, # continue unfinished cells where they stopped (else they start again)
@@ -430,7 +439,7 @@ def sweep(spec, # a spec's path, or a loaded spec
             raise UserError(f'{k}: expected a whole number >= 1, got {v!r}')
     if not isinstance(executor, str) or executor not in EXECUTORS:
         raise UserError(f'executor {executor!r}: expected one of {", ".join(EXECUTORS)}')
-    spec = spec if isinstance(spec, dict) else load_spec(spec)
+    spec = spec if isinstance(spec, dict) else load_spec(spec, scale)
     root = Path(root or Path(setting('runs_dir'))/spec['name']).resolve()
     cells = _select(expand(spec), only)
     for c in cells: _cell_dir(root, c)  # every folder the sweep may clear is its cell's own, before anything runs

@@ -20,7 +20,7 @@ from .run import arun, sync
 from .openai_teacher import OpenAITeacher, teacher_setting
 from .serve import TeacherServer
 from .scripted import ScriptedTeacher, PERSONAS, Persona
-from .replay import ReplayTeacher, mapd_committee
+from .replay import ReplayTeacher, mapd_committee, MAPD_TEACHERS
 from .local_teacher import LocalTeacher
 from .batch import abatch
 
@@ -45,7 +45,8 @@ def teacher_sections()->list:
     return sorted({n.split('.')[1] for n in Settings().names() if n.startswith('teacher.') and n.count('.') >= 2})
 
 # %% ../nbs/14_stage.ipynb #161dfdf4
-SPECS = 'scripted[:PERSONA[,RATE=X]], committee[:SPEC+SPEC...], served:SPEC, hf:MODEL, replay:MODEL, replay:mapd[:DIR]'
+SPECS = ('scripted[:PERSONA[,RATE=X]], committee[:SPEC+SPEC...], served:SPEC, hf:MODEL, replay:MODEL, replay:mapd[:DIR], '
+         'replay:mapd:MEMBER')
 RATES = {f.name for f in dataclasses.fields(Persona)} - {'name'}  # what `scripted:PERSONA,RATE=X` may set
 
 class UnknownTeacher(TeacherError):
@@ -73,9 +74,11 @@ def get_teacher(s:str|None=None, # a teacher spec (default: the `teacher` settin
         return ScriptedTeacher(persona, examples, **kw)
     if head == 'hf' and rest: return LocalTeacher(rest)
     if head == 'replay' and rest:
-        if rest.split(':')[0] == 'mapd':
-            folder = rest[5:] or (reference_data() or Path('.'))/'teacher_outputs'/'mapd'
-            return mapd_committee(folder)
+        if rest.split(':')[0] == 'mapd':  # replay:mapd[:DIR] is the committee, replay:mapd:gpt (gemini, mistral) one member
+            tail = rest[5:]
+            member = tail if tail in MAPD_TEACHERS else None
+            c = mapd_committee((tail if tail and not member else None) or (reference_data() or Path('.'))/'teacher_outputs'/'mapd')
+            return c.members[member] if member else c
         return ReplayTeacher(f'replay:{rest}', rest, cache=Cache())
     if s in teacher_sections(): return OpenAITeacher(s)
     raise UnknownTeacher(f'unknown teacher {s!r}; valid: {SPECS}, or a [teacher.NAME] section of settings.ini: {", ".join(teacher_sections())}')

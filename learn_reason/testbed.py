@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/testbed.html.md"""
 
 # %% ../nbs/23_testbed.ipynb #495ec87f
 from __future__ import annotations
-import json, os, statistics
+import json, random, statistics
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -14,11 +14,14 @@ from .config import setting
 from .pipeline import run, make_config
 
 # %% auto #0
-__all__ = ['TASK', 'NOISY', 'CHECKS', 'experiments', 'run_testbed', 'claims']
+__all__ = ['TASK', 'FEW', 'NOISY', 'VARIANTS', 'CLAIMS', 'experiments', 'run_testbed', 'variant_dirs', 'predictions',
+           'paired_interval', 'claims', 'save_results']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
-TASK = dict(dataset='running_total', source='synthetic', data=dict(n=1000, steps=2), test_limit=200, student='tiny-gpt2',
-            learning_rate=3e-4, batch_size=8, epochs=10, round_epochs=3, max_new=40, comparable=True)
+TASK = dict(dataset='last_letter_concatenation', source='synthetic', data=dict(n=1000, names=3), test_limit=200,
+            student='tiny-gpt2', learning_rate=1e-3, batch_size=8, epochs=6, round_epochs=3, max_new=64,
+            exam_samples=2, exam_temperature=0.3, exam_top_p=0.9, comparable=True)
+FEW = 150  # training questions of the diverse-reasoning pair: D matters where questions are few
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
 
@@ -26,7 +29,8 @@ def experiments(seed:int)->dict:
     "`{name: run parameters}` for one seed; `ftcot` runs first (the others share its round 0)"
     base = dict(TASK, seed=seed)
     return dict(ftcot=dict(base, methods=['finetune_cot'], baselines=['vanilla']),
-                diverse8=dict(base, methods=['diverse'], diverse=8, epochs=2),
+                ftcot_few=dict(base, methods=['finetune_cot'], train_limit=FEW),
+                diverse8=dict(base, methods=['diverse'], diverse=8, train_limit=FEW),
                 l2r=dict(base, methods=['learn_to_reason'], rounds=2),
                 l2r_no_sr=dict(base, methods=['tailored'], rounds=2),
                 mapd_review=dict(base, methods=['mapd'], committee=NOISY, rounds=1),
@@ -52,37 +56,88 @@ def run_testbed(seeds=(0, 1, 2), # the seeds every comparison is averaged over
         rest = [ex.submit(_job, n, p, root) for s in seeds for n, p in experiments(s).items() if n != 'ftcot']
         return done + [f.result() for f in rest]
 
-# %% ../nbs/23_testbed.ipynb #f966da62
-def _acc(rounds:list, k:int=-1)->float: return rounds[k]['last_strict']
+# %% ../nbs/23_testbed.ipynb #83486b5c
+def _round(rounds:list, k:int)->dict|None:
+    return rounds[k] if -len(rounds) <= k < len(rounds) and rounds[k].get('train_dir') else None
 
-def _values(results:list)->dict:
-    "`{variant: [accuracy per seed]}` for every compared variant"
-    by = {(n, s): (r, b) for n, s, r, b in results}
-    seeds = sorted({s for _, s, _, _ in results})
-    out = {}
-    def put(key, name, f):
-        xs = [f(*by[(name, s)]) for s in seeds if (name, s) in by]
-        if xs: out[key] = xs
-    put('A vanilla fine-tuning', 'ftcot', lambda r, b: b['vanilla']['last_strict'])
-    put('A/B Fine-tune-CoT (D=1)', 'ftcot', lambda r, b: _acc(r, 0))
-    put('B diverse reasoning (D=8)', 'diverse8', lambda r, b: _acc(r, 0))
-    for k in (0, 1, 2): put(f'C/D tailored round {k}', 'l2r', lambda r, b, k=k: _acc(r, k))
-    put('D tailored round 2 without self-reflection', 'l2r_no_sr', lambda r, b: _acc(r, 2))
-    put('E MAPD, peer review (noisy committee)', 'mapd_review', lambda r, b: _acc(r, 1))
-    put('E MAPD, no filter (noisy committee)', 'mapd_no_review', lambda r, b: _acc(r, 1))
+VARIANTS = {  # variant -> (experiment, round or 'vanilla')
+    'vanilla fine-tuning': ('ftcot', 'vanilla'), 'Fine-tune-CoT (D=1)': ('ftcot', 0),
+    'Fine-tune-CoT (D=1, 150 questions)': ('ftcot_few', 0), 'diverse reasoning (D=8, 150 questions)': ('diverse8', 0),
+    'tailored round 0': ('l2r', 0), 'tailored round 1': ('l2r', 1), 'tailored round 2': ('l2r', 2),
+    'tailored round 2, no self-reflection': ('l2r_no_sr', 2),
+    'MAPD round 0': ('mapd_review', 0), 'MAPD round 1, peer review': ('mapd_review', 1),
+    'MAPD round 1, no review': ('mapd_no_review', 1)}
+
+CLAIMS = [  # (claim, better, worse): the direction each paper reports
+    ('Fine-tune-CoT beats vanilla fine-tuning', 'Fine-tune-CoT (D=1)', 'vanilla fine-tuning'),
+    ('diverse reasoning (D=8) beats D=1 at the same epochs', 'diverse reasoning (D=8, 150 questions)',
+     'Fine-tune-CoT (D=1, 150 questions)'),
+    ('tailored round 1 beats round 0', 'tailored round 1', 'tailored round 0'),
+    ('tailored round 2 beats round 1', 'tailored round 2', 'tailored round 1'),
+    ('self-reflection helps (round 2)', 'tailored round 2', 'tailored round 2, no self-reflection'),
+    ('peer review beats no review (noisy committee)', 'MAPD round 1, peer review', 'MAPD round 1, no review'),
+    ("MAPD's round improves on round 0", 'MAPD round 1, peer review', 'MAPD round 0')]
+
+def variant_dirs(results:list)->dict:
+    "`{variant: {seed: (training stage folder, its last epoch)}}` from `run_testbed`'s results"
+    by, out = {(n, s): (r, b) for n, s, r, b in results}, {}
+    for v, (name, k) in VARIANTS.items():
+        for (n, s), (rounds, base) in sorted(by.items()):
+            if n != name: continue
+            x = base.get('vanilla') if k == 'vanilla' else _round(rounds, k)
+            if x and x.get('train_dir') and x.get('last_epoch'): out.setdefault(v, {})[s] = (x['train_dir'], x['last_epoch'])
     return out
 
-CHECKS = [('A', 'A/B Fine-tune-CoT (D=1)', 'A vanilla fine-tuning'), ('B', 'B diverse reasoning (D=8)', 'A/B Fine-tune-CoT (D=1)'),
-          ('C', 'C/D tailored round 1', 'C/D tailored round 0'), ('C', 'C/D tailored round 2', 'C/D tailored round 1'),
-          ('D', 'C/D tailored round 2', 'D tailored round 2 without self-reflection'),
-          ('E', 'E MAPD, peer review (noisy committee)', 'E MAPD, no filter (noisy committee)')]
+def predictions(train_dir, epoch:int)->list:
+    "The student's test outputs at `epoch`: `{id, prediction, answer, strict, correct}` per question"
+    rows = [json.loads(l) for l in (Path(train_dir)/'generations'/f'epoch_{epoch:03d}.jsonl').read_text().splitlines() if l.strip()]
+    return [dict(id=r['id'], prediction=r['text'], answer=r['answer'], strict=r.get('strict'), correct=bool(r['strict_correct']))
+            for r in rows if r.get('sample', 0) == 0]
 
-def claims(results:list):
-    "Mean ± std per variant, and for each claim whether it held in the mean and in every seed"
+# %% ../nbs/23_testbed.ipynb #6c43f3e8
+def paired_interval(better:dict, worse:dict, n:int=2000, seed:int=0)->list:
+    "95% bootstrap interval (over questions) of accuracy(better) - accuracy(worse); `{seed: {id: correct}}` each"
+    seeds = sorted(set(better) & set(worse))
+    ids = sorted(set.intersection(*[set(better[s]) & set(worse[s]) for s in seeds])) if seeds else []
+    if not ids: return [None, None]
+    d = [statistics.mean(better[s][i] - worse[s][i] for s in seeds) for i in ids]
+    rng = random.Random(seed)
+    means = sorted(statistics.mean(rng.choices(d, k=len(d))) for _ in range(n))
+    return [round(means[int(0.025 * n)], 4), round(means[int(0.975 * n) - 1], 4)]
+
+def claims(results:list)->tuple:
+    "`(table, checks)`: mean ± std per variant over seeds, and per claim the means, the paired interval and the verdict"
     import pandas as pd
-    v = _values(results)
-    rows = [dict(variant=k, n=len(x), mean=statistics.mean(x), std=statistics.stdev(x) if len(x) > 1 else 0.0, seeds=x) for k, x in v.items()]
-    checks = [dict(claim=c, better=a, worse=b, diff=statistics.mean(v[a]) - statistics.mean(v[b]),
-                   holds_in_mean=statistics.mean(v[a]) > statistics.mean(v[b]), holds_every_seed=all(x > y for x, y in zip(v[a], v[b])))
-              for c, a, b in CHECKS if a in v and b in v]
+    dirs = variant_dirs(results)
+    corr = {v: {s: {p['id']: int(p['correct']) for p in predictions(*d)} for s, d in by.items()} for v, by in dirs.items()}
+    acc = {v: {s: statistics.mean(c.values()) for s, c in by.items()} for v, by in corr.items()}
+    rows = [dict(variant=v, seeds=len(a), mean=round(statistics.mean(a.values()), 4),
+                 std=round(statistics.stdev(a.values()), 4) if len(a) > 1 else 0.0, per_seed=[round(a[s], 4) for s in sorted(a)])
+            for v, a in acc.items()]
+    checks = []
+    for claim, b, w in CLAIMS:
+        if b not in acc or w not in acc: continue
+        s = sorted(set(acc[b]) & set(acc[w]))
+        bm, wm = statistics.mean(acc[b][x] for x in s), statistics.mean(acc[w][x] for x in s)
+        checks.append(dict(claim=claim, better=b, worse=w, better_mean=round(bm, 4), worse_mean=round(wm, 4),
+                           diff_ci=paired_interval(corr[b], corr[w]), holds_in_mean=bm > wm,
+                           holds_every_seed=all(acc[b][x] > acc[w][x] for x in s), seeds=len(s)))
     return pd.DataFrame(rows).set_index('variant'), pd.DataFrame(checks)
+
+# %% ../nbs/23_testbed.ipynb #04e2a001
+def _slug(v:str)->str: return ''.join(ch if ch.isalnum() else '-' for ch in v.lower()).strip('-').replace('--', '-')
+
+def save_results(results:list, dest)->tuple:
+    "Write the predictions, runs, variants and claims of `results` under `dest`; `(table, checks)`"
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    for v, by in variant_dirs(results).items():
+        for s, d in by.items():
+            (dest/_slug(v)).mkdir(exist_ok=True)
+            (dest/_slug(v)/f'seed{s}.jsonl').write_text(''.join(json.dumps(p) + '\n' for p in predictions(*d)))
+    runs = [dict(experiment=n, seed=s, rounds=[{k: v for k, v in x.items() if k != 'train_dir'} for x in r],
+                 baselines={b: {k: v for k, v in x.items() if k != 'train_dir'} for b, x in base.items()}) for n, s, r, base in results]
+    (dest/'runs.json').write_text(json.dumps(runs, indent=1))
+    table, checks = claims(results)
+    table.to_csv(dest/'variants.csv')
+    (dest/'claims.json').write_text(json.dumps(checks.to_dict('records'), indent=1, default=bool))
+    return table, checks
