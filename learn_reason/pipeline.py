@@ -61,6 +61,7 @@ class Config:
     rationale_max_tokens:int|None=None # a training target's tokens at most
     schedule:str|None=None        # the optimisation of `learn_reason.train.RECIPES`
     epochs:int|None=None; round_epochs:int=3; learning_rate:float|None=None; batch_size:int|None=None # override it
+    round_learning_rate:float|None=None # later rounds' learning rate (default: `learning_rate`)
     lora:bool=False; lora_r:int=16; lora_alpha:int=32 # train a LoRA adapter (rank, alpha) instead of every weight
     max_new:int|None=None         # new tokens per test output (default: per dataset)
     baselines:list=field(default_factory=list) # any of `BASELINES`
@@ -86,6 +87,7 @@ _RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at mos
                reflection_weight=(lambda v: 0 <= v <= 10, 'a number from 0 to 10'),
                reflection_margin=(lambda v: 0 <= v <= 2, 'a number from 0 to 2 (cosine distances differ by at most 2)'),
                learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1'))
+_MAYBE_RANGES = dict(round_learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1 (or None)'))
 _TEXT = ('teacher', 'student', 'source', 'mistakes', 'out')  # text, or None for the default
 
 # %% ../nbs/19_pipeline.ipynb #f34ba5e3
@@ -127,6 +129,7 @@ def check_config(c:Config)->Config:
     for n, lo in _MAYBE_WHOLE.items():
         v = getattr(c, n); _check(v is None or is_whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
     for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(is_number(v) and ok(v), n, want, v)
+    for n, (ok, want) in _MAYBE_RANGES.items(): v = getattr(c, n); _check(v is None or is_number(v) and ok(v), n, want, v)
     for n in _TEXT: v = getattr(c, n); _check(v is None or isinstance(v, str) and v.strip(), n, 'text (or None)', v)
     _check(c.split_rule in ('finetune_cot', 'published', 'template'), 'split_rule', "'finetune_cot', 'published' or 'template'",
            c.split_rule)
@@ -268,13 +271,13 @@ def lora_settings(c:Config)->dict|bool:
     return dict(r=c.lora_r, alpha=c.lora_alpha) if c.lora else False
 
 def train_round(c:Config, rows:list, test:list, init=None, negatives=None, alpha=None, epochs=None,
-                progress:bool=False, demos:str=''):
+                progress:bool=False, demos:str='', learning_rate=None):
     "One round's training stage, in `train/` beside the run folder, named by its configuration"
     kw = {} if c.prefix_weight == get_format(c.rationale_format).prompt_weight else dict(prompt_weight=c.prefix_weight)
     if c.reflection_repr != 'last': kw['reflection_repr'] = c.reflection_repr
     if c.feedback_format != 'mapd_feedback': kw['feedback_format'] = c.feedback_format
     return train(c.student, rows, c.rationale_format, store=run_dir(c).parent/'train', recipe=c.schedule,
-                 epochs=epochs or c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size, negatives=negatives,
+                 epochs=epochs or c.epochs, learning_rate=learning_rate or c.learning_rate, batch_size=c.batch_size, negatives=negatives,
                  cl_ratio=c.reflection_weight, margin=c.reflection_margin, feedback_alpha=alpha, eval_examples=test,
                  eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), init=init, seed=c.seed, shots=demos,
                  max_target=c.rationale_max_tokens, progress=progress, lora=lora_settings(c), **kw)
@@ -358,7 +361,7 @@ def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=F
     if not r.rows: return prev, dict(info, **round_scores(prev))
     res = train_round(c, r.rows, test, init=str(prev.final) if prev else None, negatives=r.negatives,
                       alpha=c.alpha if r.feedback is not None else None, epochs=c.round_epochs if prev else c.epochs,
-                      progress=progress, demos=shots(c, exs))
+                      progress=progress, demos=shots(c, exs), learning_rate=c.round_learning_rate if prev else None)
     return res, dict(info, **round_scores(res))
 
 # %% ../nbs/19_pipeline.ipynb #70b77593

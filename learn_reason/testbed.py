@@ -14,16 +14,18 @@ from .config import setting
 from .pipeline import run, make_config
 
 # %% auto #0
-__all__ = ['TASK', 'FEW', 'NOISY', 'VARIANTS', 'CLAIMS', 'experiments', 'run_testbed', 'variant_dirs', 'predictions',
-           'paired_interval', 'claims', 'save_results']
+__all__ = ['TASK', 'FEW', 'ROUNDS', 'NOISY', 'GREEDY', 'VARIANTS', 'CLAIMS', 'experiments', 'run_testbed', 'variant_dirs',
+           'predictions', 'paired_interval', 'claims', 'save_results']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
 TASK = dict(dataset='last_letter_concatenation', source='synthetic', data=dict(n=1000, names=3), test_limit=200,
             student='tiny-gpt2', learning_rate=1e-3, batch_size=8, epochs=6, round_epochs=3, max_new=64,
             exam_samples=2, exam_temperature=0.3, exam_top_p=0.9, comparable=True)
 FEW = 150  # training questions of the diverse-reasoning pair: D matters where questions are few
+ROUNDS = dict(round_learning_rate=3e-4)  # later rounds fine-tune a trained student on a few hundred rows: a lower rate
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
+GREEDY = dict(teacher_temperature=0.0)  # the committee answers greedily: sampled, the scripted teachers reword their steps
 
 def experiments(seed:int)->dict:
     "`{name: run parameters}` for one seed; `ftcot` runs first (the others share its round 0)"
@@ -31,10 +33,10 @@ def experiments(seed:int)->dict:
     return dict(ftcot=dict(base, methods=['finetune_cot'], baselines=['vanilla']),
                 ftcot_few=dict(base, methods=['finetune_cot'], train_limit=FEW),
                 diverse8=dict(base, methods=['diverse'], diverse=8, train_limit=FEW),
-                l2r=dict(base, methods=['learn_to_reason'], rounds=2),
-                l2r_no_sr=dict(base, methods=['tailored'], rounds=2),
-                mapd_review=dict(base, methods=['mapd'], committee=NOISY, rounds=1),
-                mapd_no_review=dict(base, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1))
+                l2r=dict(base, **ROUNDS, methods=['learn_to_reason'], rounds=2),
+                l2r_no_sr=dict(base, **ROUNDS, methods=['tailored'], rounds=2),
+                mapd_review=dict(base, **ROUNDS, **GREEDY, methods=['mapd'], committee=NOISY, rounds=1),
+                mapd_no_review=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1))
 
 # %% ../nbs/23_testbed.ipynb #74e2063b
 def _job(name:str, params:dict, root:str)->tuple:

@@ -198,7 +198,9 @@ BAD = dict(  # for every Config parameter, values that must be refused (dataset 
     review_threshold=[-1, 6, 'x', NAN], alpha=[-0.1, 1.5, 'half', NAN],
     feedback_teacher=[5, '', None], epochs=KNOB1, round_epochs=WHOLE1, learning_rate=[0, -1, 1, 'fast', NAN, INF],
     batch_size=KNOB1, max_new=[0, -5, 2.5, 'x'], baselines=['vanilla', ['x'], 5, None],
-    mistakes=[5, '', [1]], seed=[-1, 1.5, 'x', True, None], out=[5, '', [1]])
+    mistakes=[5, '', [1]], seed=[-1, 1.5, 'x', True, None], out=[5, '', [1]],
+    split_rule=['random', 5, None], lora=['yes', 1, None], lora_r=WHOLE1, lora_alpha=WHOLE1,
+    round_learning_rate=[0, -1, 1, 'fast', NAN, INF])
 
 
 def test_every_config_parameter_has_bad_values_to_try():

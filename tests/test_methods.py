@@ -9,14 +9,19 @@ pytest.importorskip('torch')
 
 
 def test_mapd_replay_accepts_what_the_paper_accepted(reference, tmp_path):
-    "MAPD's SVAMP mistakes and its three teachers' recorded feedback, rationales and reviews, through our stages"
-    from learn_reason.mapd import mapd_replay
-    r = mapd_replay(epochs=1, test_limit=8, max_new=32, batch_size=32, comparable=True, rationale_max_tokens=64,
-                    out=str(tmp_path/'replay'))   # short targets: this test is about what the reviews accept
-    one = r.rounds[1]
-    assert one['accepted'] == dict(gpt=286, gemini=221, mistral=319)
-    assert (one['mistakes'], one['questions_with_accepted'], one['train_rows']) == (387, 365, 365)
-    assert 'best_strict' in one and r.rounds[0]['test_questions'] <= 8
+    "MAPD's SVAMP mistakes and its three teachers' recorded rationales and reviews, through our round's own steps"
+    import random
+    from learn_reason.pipeline import method_config, Round, pick, flags, load_steps
+    from learn_reason.mapd import recorded_mistakes
+    load_steps()
+    c = method_config('mapd', dataset='svamp', mistakes='mapd', committee='replay:mapd', comparable=True, out=str(tmp_path/'run'))
+    wrong, exs = recorded_mistakes(c)
+    r = Round(1, exs, [], tmp_path/'r1', rng=random.Random(0), wrong=wrong)
+    for slot, field in [('rationales', 'rats'), ('select', 'rats'), ('feedback', 'feedback'), ('rows', 'rows')]:
+        setattr(r, field, pick(slot, flags(c))(c, r))   # the round's steps as a run takes them, without the training
+    ok = [x for x in r.rats if x['accepted']]
+    assert {t: sum(x['teacher'] == t for x in ok) for t in ('gpt', 'gemini', 'mistral')} == dict(gpt=286, gemini=221, mistral=319)
+    assert (len(wrong), len({x['id'] for x in ok}), len(r.rows)) == (387, 365, 365)
 
 
 SCRIPT = '''
@@ -106,3 +111,13 @@ def test_a_self_taught_round_learns_the_students_own_rationales(env, tmp_path):
     assert hinted == {x['id'] for x in exam if not x['strict_correct']}              # a rationalization per mistaken question
     assert one['accepted'].get('student', 0) == one['rationales'] == one['train_rows']
     assert one['rationales'] >= len({(x['id'], x['text']) for x in exam if x['strict_correct']}) > 0
+
+
+def test_a_run_on_recorded_mistakes_trains_on_the_first_questions(reference, tmp_path):
+    "mistakes='mapd' with train_limit: no round 0, the first N recorded questions, and the test questions left out counted"
+    from learn_reason.mapd import mapd_replay
+    r = mapd_replay(epochs=1, train_limit=10, test_limit=6, max_new=16, batch_size=16, comparable=True, rationale_max_tokens=48,
+                    out=str(tmp_path/'replay'))
+    zero, one = r.rounds
+    assert zero['skipped'] == 'recorded mistakes' and zero['train_questions'] == 10 and zero['test_questions'] + zero['test_excluded'] == 6
+    assert one['mistaken_questions'] == 10 and 0 < one['train_rows'] <= one['mistakes'] and 'last_strict' in one
