@@ -346,15 +346,15 @@ def no_negatives(c:Config, r:Round)->None: return None
 # %% ../nbs/19_pipeline.ipynb #82fbf866
 def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=False, wrong:list|None=None)->tuple:
     "Round `k`: its mistakes (or the recorded `wrong`), then each slot's step, then training; `(result, info)`"
-    r = Round(k, exs, test, out/f'r{k}', prev, progress, random.Random(c.seed * 1000 + k))
-    r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else pick('mistakes', flags(c))(c, r)
+    r, on = Round(k, exs, test, out/f'r{k}', prev, progress, random.Random(c.seed * 1000 + k)), flags(c)
+    r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else pick('mistakes', on)(c, r)
     info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong), mistaken_questions=len({w['id'] for w in r.wrong}))
     if not r.wrong: return prev, dict(info, train_rows=0, **round_scores(prev))
-    r.rats = pick('rationales', flags(c))(c, r)
-    r.rats = pick('select', flags(c))(c, r)
-    r.feedback = pick('feedback', flags(c))(c, r)
-    r.rows = pick('rows', flags(c))(c, r)
-    r.negatives = pick('negatives', flags(c))(c, r)
+    r.rats = pick('rationales', on)(c, r)
+    r.rats = pick('select', on)(c, r)
+    r.feedback = pick('feedback', on)(c, r)
+    r.rows = pick('rows', on)(c, r)
+    r.negatives = pick('negatives', on)(c, r)
     used = [x for x in r.rats if x['accepted']]
     info.update(rationales=len(r.rats), accepted={t: sum(x['teacher'] == t for x in used) for t in dict.fromkeys(x['teacher'] for x in used)},
                 questions_with_accepted=len({x['id'] for x in used}), train_rows=len(r.rows))
@@ -410,7 +410,8 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
 def _run(c:Config, out:Path, progress:bool)->RunResult:
     if c.mistakes:  # recorded mistakes: no round 0, and no test question that is also a recorded one
         wrong, tr = STEPS[('recorded', None)](c)
-        tr = tr[:c.train_limit]; wrong = [w for w in wrong if w['id'] in {x.id for x in tr}]  # the first N questions
+        tr = tr[:c.train_limit]  # the first N questions, and their mistakes
+        kept = {x.id for x in tr}; wrong = [w for w in wrong if w['id'] in kept]
         seen, all_te = {x.question.strip() for x in tr}, task(c)[1]
         te = [e for e in all_te if e.question.strip() not in seen]
         res, rounds = None, [dict(round=0, skipped='recorded mistakes', train_questions=len(tr), test_questions=len(te),
