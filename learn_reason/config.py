@@ -13,9 +13,10 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'env_name', 'is_secret_name', 'mask', 'UserError',
-           'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting', 'reference_data',
-           'is_whole', 'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff', 'check_identity']
+__all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'PROGRESS_ENV', 'env_name', 'is_secret_name', 'mask',
+           'UserError', 'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting',
+           'reference_data', 'is_whole', 'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff',
+           'check_identity', 'note_progress', 'progress_line']
 
 # %% ../nbs/00_config.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -236,3 +237,26 @@ def check_identity(path, # the output (a file or a folder)
     tmp = side.with_name(side.name + f'.{os.getpid()}.tmp')
     tmp.write_text(json.dumps(ident, indent=1, sort_keys=True)); os.replace(tmp, side)
     return ident
+
+# %% ../nbs/00_config.ipynb #f7a65cfc
+PROGRESS_ENV = 'LEARN_REASON_PROGRESS_FILE'
+_progress = {}
+
+def note_progress(stage:str|None=None, # a new stage: what the run does now
+                  detail:str|None=None, # how far it is within the stage
+                 ):
+    "Write where this run is to `$LEARN_REASON_PROGRESS_FILE` (whole, by rename: a reader never sees half a note)"
+    p = os.environ.get(PROGRESS_ENV)
+    if not p: return
+    if stage is not None: _progress.clear(); _progress['stage'] = stage
+    _progress['detail'] = detail
+    tmp = Path(f'{p}.{os.getpid()}.tmp')
+    try: tmp.write_text(json.dumps(_progress)); os.replace(tmp, p)
+    except OSError: pass  # a progress note is never worth failing a run for
+
+def progress_line(path)->str:
+    "The note at `path` as one phrase, e.g. 'round 1: train, epoch 2/3'; '' when there is none (yet)"
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError): return ''
+    return ', '.join(str(x) for x in (d.get('stage'), d.get('detail')) if x)
+

@@ -7,6 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/finetune_cot.html.md"""
 # %% ../nbs/20_finetune_cot.ipynb #701cfd1d
 from __future__ import annotations
 from pathlib import Path
+from .config import note_progress
 from .pipeline import (Config, RunResult, BASELINES, run, method_config, flags, step, teacher_stage,
                                    train_round, shots, round_scores, run_dir, uses_committee,
                                    lora_settings)
@@ -34,8 +35,10 @@ def rationale_set(rows:list, how:str='answer')->list:
 @step('round0')
 def round0(c:Config, tr:list, te:list, out:Path, progress:bool=False)->tuple:
     "Fine-tune-CoT: the teacher set, the rationale set, one training stage; `(result, info)`"
+    note_progress('round 0: teacher')
     rows = teacher_set(c, tr, out/'r0', progress)
     data = rationale_set(rows, c.filter)
+    note_progress('round 0: train')
     res = train_round(c, data, te, progress=progress, demos=shots(c, tr))
     return res, dict(round=0, teacher_rows=len(rows), teacher_correct=sum(bool(r.get('strict_correct')) for r in rows),
                      train_rows=len(data), **round_scores(res))
@@ -49,6 +52,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
     "The configured baselines' test accuracy: `{name: {strict, flexible, ...}}`"
     res = {}
     for b in c.baselines:
+        note_progress(f'baseline: {b}')
         if b == 'teacher':  # Zero-shot-CoT on the test split: the teacher, or each committee member, alone
             rows = teacher_stage(c, 'zs-cot', test, out/'teacher.jsonl', uses_committee(c), progress, split='test')
             for t in dict.fromkeys(r['teacher'] for r in rows):

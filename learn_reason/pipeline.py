@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses, importlib, json, random
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, locked, check_identity, is_whole, is_number
+from .config import setting, UserError, locked, check_identity, is_whole, is_number, note_progress
 from .data import load, spec, REGISTRY, SOURCES
 from .synthetic import GENERATORS
 from .teacher import Committee
@@ -347,18 +347,21 @@ def no_negatives(c:Config, r:Round)->None: return None
 def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=False, wrong:list|None=None)->tuple:
     "Round `k`: its mistakes (or the recorded `wrong`), then each slot's step, then training; `(result, info)`"
     r, on = Round(k, exs, test, out/f'r{k}', prev, progress, random.Random(c.seed * 1000 + k)), flags(c)
-    r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else pick('mistakes', on)(c, r)
+    def at(slot:str):  # the slot's step, once a sweep's display has been told its name
+        f = pick(slot, on); note_progress(f"round {k}: {f.__name__.replace('_', ' ')}"); return f
+    r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else at('mistakes')(c, r)
     info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong), mistaken_questions=len({w['id'] for w in r.wrong}))
     if not r.wrong: return prev, dict(info, train_rows=0, **round_scores(prev))
-    r.rats = pick('rationales', on)(c, r)
-    r.rats = pick('select', on)(c, r)
-    r.feedback = pick('feedback', on)(c, r)
-    r.rows = pick('rows', on)(c, r)
-    r.negatives = pick('negatives', on)(c, r)
+    r.rats = at('rationales')(c, r)
+    r.rats = at('select')(c, r)
+    r.feedback = at('feedback')(c, r)
+    r.rows = at('rows')(c, r)
+    r.negatives = at('negatives')(c, r)
     used = [x for x in r.rats if x['accepted']]
     info.update(rationales=len(r.rats), accepted={t: sum(x['teacher'] == t for x in used) for t in dict.fromkeys(x['teacher'] for x in used)},
                 questions_with_accepted=len({x['id'] for x in used}), train_rows=len(r.rows))
     if not r.rows: return prev, dict(info, **round_scores(prev))
+    note_progress(f'round {k}: train')
     res = train_round(c, r.rows, test, init=str(prev.final) if prev else None, negatives=r.negatives,
                       alpha=c.alpha if r.feedback is not None else None, epochs=c.round_epochs if prev else c.epochs,
                       progress=progress, demos=shots(c, exs), learning_rate=c.round_learning_rate if prev else None)
@@ -388,6 +391,8 @@ def _save(out:Path, c:Config, rounds:list, base:dict):
 
 def same_config(old:dict, new:dict)->bool:
     "Is `old` (a run folder's config.json) `new`? A parameter added since `old` was written must keep its default"
+    where = lambda d: dict(d, out=str(Path(d['out']).resolve())) if d.get('out') else d  # one folder, however spelt
+    old, new = where(old), where(new)
     defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
     return all(old[k] == v if k in old else k in defaults and json.loads(json.dumps(defaults[k])) == v for k, v in new.items()) \
         and set(old) <= set(new)

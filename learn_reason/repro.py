@@ -6,16 +6,17 @@ Docs: https://learn-reason.github.io/learn_reason/repro.html.md"""
 
 # %% ../nbs/24_repro.ipynb #d68869c7
 from __future__ import annotations
-import ast, fnmatch, itertools, json, os, platform, re, shutil, subprocess, sys, time
+import ast, fnmatch, itertools, json, os, platform, re, shutil, subprocess, sys, threading, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError  # torch and the pipeline load only when a cell needs them
+from .config import setting, UserError, PROGRESS_ENV, progress_line  # torch and the pipeline load only when a cell needs them
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config',
            'baseline_name', 'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params',
            'safe_name', 'inside', 'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name',
-           'run_cell', 'estimate', 'SweepResult', 'dry_run', 'sweep']
+           'run_cell', 'running', 'watching', 'estimate', 'SweepResult', 'dry_run', 'sweep']
 
 # %% ../nbs/24_repro.ipynb #900c23b0
 METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)', tailored_learning='tailored multi-round learning (Wang et al.)',
@@ -292,6 +293,8 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
     out_nb, t0 = d/c.notebook.name, time.time()
     base = dict(cell=c.name, kind=c.kind, notebook=str(out_nb), params=c.params, notebook_sha=_sha(c.notebook))
     saved = _to_log(d/'kernel.log') if _IN_WORKER else None  # the kernel's own stderr goes to the cell's log, not the terminal
+    was = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(d/'progress.json')  # the kernel inherits it: where the run says which stage it is in
     try:
         for attempt in range(3):
             try:
@@ -309,9 +312,36 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
         return info
     finally:
         if saved is not None: os.dup2(saved, 2); os.close(saved)
+        if was is None: os.environ.pop(PROGRESS_ENV, None)
+        else: os.environ[PROGRESS_ENV] = was
     info = dict(base, status='finished', seconds=round(time.time() - t0, 1), teacher_usage=teacher_usage(d))
     (d/'done.json').write_text(json.dumps(info, indent=1, default=str))
     return info
+
+# %% ../nbs/24_repro.ipynb #414f43ad
+def running(root, cells:list)->str:
+    "What each started, unfinished cell of `cells` says it is doing, one `cell: stage` phrase each"
+    out = []
+    for c in cells:
+        d = Path(root)/c.name
+        if (d/'done.json').exists() or (d/'failed.json').exists(): continue
+        if s := progress_line(d/'progress.json'): out.append(f'{c.name}: {s}')
+    return ' | '.join(out)
+
+@contextmanager
+def watching(bar, root, cells:list, every:float=2.0):
+    "While inside, set `bar`'s postfix to `running(root, cells)` every `every` seconds (from a thread)"
+    stop = threading.Event()
+    def loop():
+        while not stop.wait(every):
+            if s := running(root, cells): bar.set_postfix_str(s)
+    t = threading.Thread(target=loop, daemon=True, name='sweep-progress')
+    if not getattr(bar, 'disable', False): t.start()
+    try: yield
+    finally:
+        stop.set()
+        if t.is_alive(): t.join()
+
 
 # %% ../nbs/24_repro.ipynb #c2415529
 def _worker_init(threads:int):
@@ -452,7 +482,9 @@ def sweep(spec, # a spec's path, or a loaded spec
         todo = [c for c in runs if status(root/c.name, c) != 'finished']
         for c in runs:
             if c not in todo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
-        if todo: res.cells += EXECUTORS[executor](todo, root, resume, jobs, threads, bar)
+        for c in todo: (root/c.name/'progress.json').unlink(missing_ok=True)  # a stopped run's last word is not news
+        if todo:
+            with watching(pb, root, todo): res.cells += EXECUTORS[executor](todo, root, resume, jobs, threads, bar)
         reps = [c for c in cells if c.kind == 'reports']
         rtodo = [c for c in reps if todo or status(root/c.name, c) != 'finished']
         for c in reps:

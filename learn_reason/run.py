@@ -11,6 +11,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from .teacher import Request, Completion, Teacher, TeacherError, BudgetExceeded, Budget, Ledger, approx_tokens
 from .cache import Cache
+from .config import note_progress
 
 # %% auto #0
 __all__ = ['Retryable', 'Missing', 'backoff', 'RateLimiter', 'Run', 'InFlight', 'arun', 'Flaky', 'sync', 'run']
@@ -133,6 +134,7 @@ async def arun(teacher:Teacher, # who answers
     for i, r in enumerate(requests): by_key[r.key()].append(i)
     hits = cache.get_many(list(by_key)) if cache is not None else {}
     bar = _progress(len(requests), desc or teacher.name, progress)
+    told = [0, 0.0]  # answers so far, when a sweep's display was last told
 
     def finish(key, c:Completion):
         for j, i in enumerate(by_key[key]):
@@ -142,6 +144,9 @@ async def arun(teacher:Teacher, # who answers
             if cj.cached: run.cached += 1
             if on_result: on_result(i, requests[i], cj)
         bar.update(len(by_key[key])); _postfix(bar, run)
+        told[0] += len(by_key[key])
+        if time.monotonic() - told[1] > 1 or told[0] == len(requests):
+            told[1] = time.monotonic(); note_progress(detail=f'{desc or teacher.name}: {told[0]}/{len(requests)} answers')
 
     hits.update({k: c for k, c in (answered or {}).items() if k in by_key})
     for key, c in hits.items():

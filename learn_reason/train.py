@@ -10,7 +10,7 @@ import hashlib, json, math, os, random, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, is_whole, is_number
+from .config import setting, UserError, is_whole, is_number, note_progress
 from .data import spec
 from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
@@ -238,9 +238,12 @@ def _epoch_eval_cls():
         "Evaluate the student after every epoch; append to `metrics.jsonl`, outputs to `generations/`"
         def __init__(self, s:Student, examples:list, fmt:Format, out:Path, eval_kw:dict):
             self.s, self.examples, self.fmt, self.out, self.kw = s, examples, fmt, out, eval_kw
+        def on_epoch_begin(self, args, state, control, **kw):
+            note_progress(detail=f'epoch {int(round(state.epoch or 0)) + 1}/{int(args.num_train_epochs)}')
         def on_epoch_end(self, args, state, control, model=None, **kw):
             e = int(round(state.epoch))
             if not state.is_world_process_zero or e in {m['epoch'] for m in read_metrics(self.out)}: return
+            note_progress(detail=f'epoch {e}/{int(args.num_train_epochs)}, testing')
             s = Student(model, self.s.tok, self.s.name, self.s.seq2seq, self.s.family, self.s.lora)
             ev = evaluate(s, self.examples, self.fmt, out=self.out/'generations'/f'epoch_{e:03d}.jsonl', **self.kw)
             model.train()
