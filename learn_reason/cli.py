@@ -288,10 +288,10 @@ def cmd_doctor(a):
 
 def cmd_testbed(a):
     "Run the offline testbed for the seeds, then write its predictions, runs, variants and claims into `--out`"
-    from learn_reason.testbed import run_testbed, save_results
+    from learn_reason.testbed import run_testbed, save_results, testbed_root
     try: seeds = tuple(int(x) for x in a.seeds.split(','))
     except ValueError: raise UserError(f'--seeds: expected comma-separated whole numbers, got {a.seeds!r}') from None
-    table, checks = save_results(run_testbed(seeds, a.root, a.jobs), a.out)
+    table, checks = save_results(run_testbed(seeds, a.root, a.jobs), a.out, testbed_root(a.root))
     print(table.to_string()); print(checks[['claim', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed']].to_string())
     print(f'written: {a.out}')
 

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 __all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'PROGRESS_ENV', 'env_name', 'is_secret_name', 'mask',
            'UserError', 'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting',
            'reference_data', 'is_whole', 'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff',
-           'check_identity', 'note_progress', 'progress_line']
+           'check_identity', 'note_progress', 'progress_line', 'DamagedFile', 'read_jsonl']
 
 # %% ../nbs/00_config.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -259,4 +259,23 @@ def progress_line(path)->str:
     try: d = json.loads(Path(path).read_text())
     except (OSError, ValueError): return ''
     return ', '.join(str(x) for x in (d.get('stage'), d.get('detail')) if x)
+
+
+# %% ../nbs/00_config.ipynb #cb8a4ec1
+class DamagedFile(UserError):
+    "A JSON-lines file with a damaged line before its last"
+
+def read_jsonl(path)->list:
+    "The rows of JSON-lines file `path`: a cut-off last line (a kill mid-write) is dropped, other damage is named"
+    p = Path(path)
+    if not p.is_file(): return []
+    *lines, tail = p.read_bytes().split(b'\n')
+    rows = []
+    for i, raw in enumerate(lines + [tail], 1):
+        if not raw.strip(): continue
+        try: rows.append(json.loads(raw))
+        except ValueError:
+            if i == len(lines) + 1: break  # the last line, without its newline: cut short by a kill
+            raise DamagedFile(f'{p}: line {i} is not JSON ({raw[:40]!r}); `learn-reason doctor --fix` sets it aside') from None
+    return rows
 

@@ -435,18 +435,20 @@ ScriptedTeacher._diagnose, ScriptedTeacher._feedback, ScriptedTeacher._tailored 
 
 # %% ../nbs/10_scripted.ipynb #a743a36b
 def _review(self:ScriptedTeacher, info:dict, rng)->str:
-    "MAPD peer review: 5 for a right answer with sound arithmetic, 3 if the arithmetic slips, 1-2 for a wrong answer"
+    "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"
     gold, kind = _gold_kind(info['gold'])
     s = self.solution(info['question'])
     if s is not None: kind = s.kind
     letters = s.letters if s else 'ABCDEFG'
     said = extract_flexible(info['rationale'], kind, letters)
-    right, sound = correct_flexible(said, gold, kind), arithmetic_ok(info['rationale'])
+    slip = s is not None and first_wrong_step(info['rationale'], s, info['question'])  # a step the correct solution never takes
+    right, sound = correct_flexible(said, gold, kind), arithmetic_ok(info['rationale']) and not slip
     score, why = ((5, 'reaches the correct answer with sound steps') if right and sound else
-                  (3, 'reaches the correct answer, but a calculation along the way is wrong') if right else
+                  (3, 'reaches the correct answer, but a step along the way is wrong') if right else
                   (rng.choice([1, 2]), f'concludes {said!r}, but the correct answer is {gold}'))
     if rng.random() < self.persona.noise: score, why = rng.randint(1, 5), 'seems plausible overall'
     score = min(5, max(1, score + self.persona.leniency))
     return f'Let me check the rationale step by step. It {why}. [{score}]'
 
 ScriptedTeacher._review = _review
+

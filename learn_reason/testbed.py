@@ -6,16 +6,20 @@ Docs: https://learn-reason.github.io/learn_reason/testbed.html.md"""
 
 # %% ../nbs/23_testbed.ipynb #495ec87f
 from __future__ import annotations
-import json, random, statistics
+import json, random, re, statistics
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from .config import setting
+from .config import setting, read_jsonl
 from .pipeline import run, make_config
+from .prompts import accepted
+from .stage import input_key
 
 # %% auto #0
-__all__ = ['TASK', 'FEW', 'ROUNDS', 'NOISY', 'GREEDY', 'VARIANTS', 'CLAIMS', 'experiments', 'run_testbed', 'variant_dirs',
-           'predictions', 'paired_interval', 'claims', 'save_results']
+__all__ = ['TASK', 'FEW', 'ROUNDS', 'NOISY', 'WRONG_ENDS', 'GREEDY', 'VARIANTS', 'CLAIMS', 'experiments', 'testbed_root',
+           'run_testbed', 'variant_dirs', 'predictions', 'paired_interval', 'claims', 'save_results', 'sweep_results',
+           'error_kind', 'review_kinds']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
 TASK = dict(dataset='last_letter_concatenation', source='synthetic', data=dict(n=1000, names=3), test_limit=200,
@@ -25,6 +29,9 @@ FEW = 150  # training questions of the diverse-reasoning pair: D matters where q
 ROUNDS = dict(round_learning_rate=3e-4)  # later rounds fine-tune a trained student on a few hundred rows: a lower rate
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
+# the same error rates, but every wrong rationale has right steps and a wrong conclusion (its answer disagrees with them)
+WRONG_ENDS = ('served:committee:scripted:careful,wrong_step=0,wrong_answer=0.2'
+              '+scripted:hasty,wrong_step=0,wrong_answer=0.45,flawed=0+scripted:pedantic,wrong_step=0,wrong_answer=0.3')
 GREEDY = dict(teacher_temperature=0.0)  # the committee answers greedily: sampled, the scripted teachers reword their steps
 
 def experiments(seed:int)->dict:
@@ -36,7 +43,10 @@ def experiments(seed:int)->dict:
                 l2r=dict(base, **ROUNDS, methods=['learn_to_reason'], rounds=2),
                 l2r_no_sr=dict(base, **ROUNDS, methods=['tailored'], rounds=2),
                 mapd_review=dict(base, **ROUNDS, **GREEDY, methods=['mapd'], committee=NOISY, rounds=1),
-                mapd_no_review=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1))
+                mapd_no_review=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1),
+                mapd_review_ends=dict(base, **ROUNDS, **GREEDY, methods=['mapd'], committee=WRONG_ENDS, rounds=1),
+                mapd_no_review_ends=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=WRONG_ENDS,
+                                         round_filter='none', rounds=1))
 
 # %% ../nbs/23_testbed.ipynb #74e2063b
 def _job(name:str, params:dict, root:str)->tuple:
@@ -46,12 +56,16 @@ def _job(name:str, params:dict, root:str)->tuple:
     r = run(make_config(out=str(Path(root)/f"{name}-seed{params['seed']}"), **params))
     return name, params['seed'], r.rounds, r.baselines
 
+def testbed_root(root=None)->Path:
+    "Where the testbed's runs go: `root`, or runs_dir/testbed"
+    return Path(root or Path(setting('runs_dir'))/'testbed')
+
 def run_testbed(seeds=(0, 1, 2), # the seeds every comparison is averaged over
                 root=None, # where the runs go (default: runs_dir/testbed)
                 jobs:int=2, # runs at once (one CPU core each)
                )->list:
     "Run every experiment for every seed (finished runs return at once); `[(name, seed, rounds, baselines)]`"
-    root = str(root or Path(setting('runs_dir'))/'testbed')
+    root = str(testbed_root(root))
     with ProcessPoolExecutor(jobs, mp_context=get_context('spawn')) as ex:
         first = [ex.submit(_job, 'ftcot', experiments(s)['ftcot'], root) for s in seeds]
         done = [f.result() for f in first]  # round 0 of each seed exists before the runs that share it start
@@ -68,7 +82,9 @@ VARIANTS = {  # variant -> (experiment, round or 'vanilla')
     'tailored round 0': ('l2r', 0), 'tailored round 1': ('l2r', 1), 'tailored round 2': ('l2r', 2),
     'tailored round 2, no self-reflection': ('l2r_no_sr', 2),
     'MAPD round 0': ('mapd_review', 0), 'MAPD round 1, peer review': ('mapd_review', 1),
-    'MAPD round 1, no review': ('mapd_no_review', 1)}
+    'MAPD round 1, no review': ('mapd_no_review', 1),
+    'MAPD round 1, peer review, wrong conclusions': ('mapd_review_ends', 1),
+    'MAPD round 1, no review, wrong conclusions': ('mapd_no_review_ends', 1)}
 
 CLAIMS = [  # (claim, better, worse): the direction each paper reports
     ('Fine-tune-CoT beats vanilla fine-tuning', 'Fine-tune-CoT (D=1)', 'vanilla fine-tuning'),
@@ -78,6 +94,8 @@ CLAIMS = [  # (claim, better, worse): the direction each paper reports
     ('tailored round 2 beats round 1', 'tailored round 2', 'tailored round 1'),
     ('self-reflection helps (round 2)', 'tailored round 2', 'tailored round 2, no self-reflection'),
     ('peer review beats no review (noisy committee)', 'MAPD round 1, peer review', 'MAPD round 1, no review'),
+    ('peer review beats no review (committee errs in its conclusions)', 'MAPD round 1, peer review, wrong conclusions',
+     'MAPD round 1, no review, wrong conclusions'),
     ("MAPD's round improves on round 0", 'MAPD round 1, peer review', 'MAPD round 0')]
 
 def variant_dirs(results:list)->dict:
@@ -92,7 +110,7 @@ def variant_dirs(results:list)->dict:
 
 def predictions(train_dir, epoch:int)->list:
     "The student's test outputs at `epoch`: `{id, prediction, answer, strict, correct}` per question"
-    rows = [json.loads(l) for l in (Path(train_dir)/'generations'/f'epoch_{epoch:03d}.jsonl').read_text().splitlines() if l.strip()]
+    rows = read_jsonl(Path(train_dir)/'generations'/f'epoch_{epoch:03d}.jsonl')
     return [dict(id=r['id'], prediction=r['text'], answer=r['answer'], strict=r.get('strict'), correct=bool(r['strict_correct']))
             for r in rows if r.get('sample', 0) == 0]
 
@@ -124,13 +142,15 @@ def claims(results:list)->tuple:
         checks.append(dict(claim=claim, better=b, worse=w, better_mean=round(bm, 4), worse_mean=round(wm, 4),
                            diff_ci=paired_interval(corr[b], corr[w]), holds_in_mean=bm > wm,
                            holds_every_seed=all(acc[b][x] > acc[w][x] for x in s), seeds=len(s)))
-    return pd.DataFrame(rows).set_index('variant'), pd.DataFrame(checks)
+    cols = ['claim', 'better', 'worse', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed', 'seeds']
+    return (pd.DataFrame(rows, columns=['variant', 'seeds', 'mean', 'std', 'per_seed']).set_index('variant'),
+            pd.DataFrame(checks, columns=cols))
 
 # %% ../nbs/23_testbed.ipynb #04e2a001
 def _slug(v:str)->str: return ''.join(ch if ch.isalnum() else '-' for ch in v.lower()).strip('-').replace('--', '-')
 
-def save_results(results:list, dest)->tuple:
-    "Write the predictions, runs, variants and claims of `results` under `dest`; `(table, checks)`"
+def save_results(results:list, dest, root=None)->tuple:
+    "Write predictions, runs, variants, claims (with `root`, what the reviews accepted) under `dest`; `(table, checks)`"
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     for v, by in variant_dirs(results).items():
         for s, d in by.items():
@@ -142,4 +162,43 @@ def save_results(results:list, dest)->tuple:
     table, checks = claims(results)
     table.to_csv(dest/'variants.csv')
     (dest/'claims.json').write_text(json.dumps(checks.to_dict('records'), indent=1, default=bool))
+    revs = [dict(experiment=n, seed=s, kind=k, accepted=a, rejected=r) for n, s, *_ in results if root
+            for k, (a, r) in sorted(review_kinds(Path(root)/f'{n}-seed{s}').items())]
+    if revs:
+        import pandas as pd
+        pd.DataFrame(revs).to_csv(dest/'reviews.csv', index=False)
     return table, checks
+
+# %% ../nbs/23_testbed.ipynb #b5c6132b
+def sweep_results(sweep_dir)->list:
+    "`[(experiment, seed, rounds, baselines)]`, as `run_testbed` returns them, from a sweep's finished method cells"
+    from learn_reason.results import sweep_runs
+    return [(re.sub(r'-seed\d+$', '', d.name), r['config']['seed'], r['rounds'], r.get('baselines', {}))
+            for d, r in sweep_runs(sweep_dir)]
+
+
+# %% ../nbs/23_testbed.ipynb #2a169d80
+_LETTER = re.compile(r'The last letter of "([^"]*)" is "([^"]*)"')
+_JOINED = re.compile(r'Concatenating them gives "([^"]*)"')
+_ANSWER = re.compile(r'the answer is ([^\s.]*)')
+
+def error_kind(text:str, gold:str)->str:
+    "'right', 'letter', 'concatenation', 'answer' or 'unread': where a last-letter rationale first goes wrong"
+    letters, joined, answer = _LETTER.findall(text), _JOINED.search(text), _ANSWER.search(text)
+    if not letters or not joined or not answer: return 'unread'
+    if any(w[-1:] != c for w, c in letters): return 'letter'
+    if joined.group(1) != ''.join(c for _, c in letters): return 'concatenation'
+    final = text.rsplit('-->', 1)[1].strip() if '-->' in text else answer.group(1)  # ft_cot_token's answer follows -->
+    return 'right' if answer.group(1) == final == joined.group(1) == gold else 'answer'
+
+def review_kinds(run_dir, threshold:float=3.0)->dict:
+    "`{error kind: (accepted, rejected)}` over a MAPD run's round-1 rationales, as its peer review judged them"
+    d = Path(run_dir)/'r1'
+    if not (d/'reviews.jsonl').is_file(): return {}
+    scores, out = defaultdict(list), defaultdict(lambda: [0, 0])
+    for v in read_jsonl(d/'reviews.jsonl'): scores[(v['id'], v['of'], v['input'])].append(v['score'])
+    for x in read_jsonl(d/'rationales.jsonl'):
+        ok = accepted(scores[(x['id'], x['teacher'], input_key(x['teacher'], x['text'].strip()))], threshold)
+        out[error_kind(x['text'], x['gold'])][0 if ok else 1] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
