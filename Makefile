@@ -27,7 +27,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NU
 .PHONY: help install demo test sync nbtest pytest docs readme lab bench clean
 
 help:
-	@echo "make demo    create .venv if missing, then run the offline sweep (papers_repro/sweeps/demo.yaml) and write its report"
+	@echo "make demo    create .venv if missing, then run the offline demo sweep (papers_repro/sweeps/demo.yaml) and write its report"
 	@echo "make test    create .venv if missing, then notebook tests, the sync check and pytest"
 	@echo "make docs    build the documentation site into _docs/ (offline, no Quarto needed)"
 	@echo "make readme  regenerate README.md from nbs/index.ipynb"
@@ -43,7 +43,7 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 	@echo "installed into $(VENV); Jupyter kernel '$(KERNEL)' registered"
 
-# The offline testbed's sweep: all three methods, every figure, table and sample study, then runs/demo/report.html.
+# The testbed's experiments at one seed (papers_repro/sweeps/demo.yaml), then runs/demo/report.html, which opens with the claims.
 # Finished cells are kept, so a second `make demo` only redraws; `rm -rf runs/demo` starts it over.
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error OMP_NUM_THREADS=1 \

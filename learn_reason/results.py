@@ -236,7 +236,7 @@ def write_report(root, spec:dict|None=None, render:bool=True)->Path:
         st = json.loads((d/'done.json').read_text()) if (d/'done.json').is_file() else json.loads((d/'failed.json').read_text()) if (d/'failed.json').is_file() else dict(status='unfinished')
         cells.append((d, info, st))
     order = {n: i for i, n in enumerate(spec.get('cell_order', []))} if spec else {}
-    rows, figs = [], []
+    rows, figs, top = [], [], []  # top: a report cell's claims table, which opens the page
     for d, info, st in sorted(cells, key=lambda x: (x[1].get('kind') != 'runs', order.get(x[0].name, 0), x[0].name)):
         nb = d/info['notebook']
         h = render_notebook(nb) if render and nb.is_file() else None
@@ -254,13 +254,15 @@ def write_report(root, spec:dict|None=None, render:bool=True)->Path:
             for p in sorted(d.glob('*.html')):
                 if p == h: continue
                 csv = f' <a href="{p.with_suffix(".csv").relative_to(root)}">csv</a>' * p.with_suffix('.csv').is_file()
-                if p.stat().st_size > 20_000: items.append(f'<p><a href="{p.relative_to(root)}">{_e(p.stem)}</a>{csv}</p>')  # large: linked
+                if p.stem == 'claims_table': top.append(p.read_text() + csv + f' · from <a href="{h.relative_to(root) if h else nb.relative_to(root)}">{_e(d.name)}</a>')
+                elif p.stat().st_size > 20_000: items.append(f'<p><a href="{p.relative_to(root)}">{_e(p.stem)}</a>{csv}</p>')  # large: linked
                 else: items.append(f'<h4>{_e(p.stem)}</h4>' + p.read_text() + csv)
             figs.append('\n'.join(items))
     name = spec['name'] if spec else root.name
     n_failed = sum(1 for _, _, st in cells if st.get('status') == 'failed')
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {_e(name)}</title><style>{REPORT_CSS}{SAMPLE_CSS[7:-8]}</style></head><body>"
             f"<h1>sweep {_e(name)}</h1><p>{len(cells)} cells, {n_failed} failed. {_e((spec or {}).get('description', ''))}</p>"
+            + ("<h2>The papers' claims</h2>" + '\n'.join(top) if top else '') +
             "<h2>Cells</h2><table><tr><th>cell</th><th>kind</th><th>protocol</th><th>status</th><th>seconds</th><th>teacher</th><th>notebook</th></tr>"
             + ''.join(rows) + '</table><h2>Figures, tables and samples</h2>' + '\n'.join(figs) + '</body></html>')
     (root/'report.html').write_text(page)

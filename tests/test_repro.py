@@ -120,3 +120,27 @@ def test_every_figure_table_and_sample_notebook_runs_before_any_run_exists(env, 
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert f'empty: {len(nbs)} cells, {len(nbs)} run, 0 already finished, 0 failed' in r.stdout
     assert (tmp_path/'empty'/'ftcot_tables'/'tab_performance_gpt2.csv').is_file()
+
+
+def test_a_demo_shaped_sweep_opens_its_report_with_the_claims(env, tmp_path):
+    "The demo's cells (named as the testbed's experiments) at a tiny size: the claims lead the report, from their runs"
+    import yaml
+    demo = yaml.safe_load((ROOT/'papers_repro'/'sweeps'/'demo.yaml').read_text())
+    runs = [dict(e, params=dict(e['params'], rounds=1) if e['name'] == 'l2r' else e['params'])
+            for e in demo['runs'] if e['name'] in ('ftcot', 'l2r')]
+    tiny = dict(demo['defaults'], data=dict(n=40, names=3), test_limit=8, epochs=1, max_new=40)
+    s = tmp_path/'demo.yaml'
+    s.write_text(yaml.safe_dump(dict(name='d', defaults=tiny, runs=runs, reports=[dict(notebook='claims.ipynb')])))
+    r = cli('repro', s, '--root', tmp_path/'d', '--quiet', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    claims = {c['claim']: c for c in __import__('csv').DictReader(open(tmp_path/'d'/'claims'/'claims_table.csv'))}
+    assert set(claims) == {'Fine-tune-CoT beats vanilla fine-tuning', 'tailored round 1 beats round 0'}, claims
+    ft = json.loads((tmp_path/'d'/'ftcot'/'results.json').read_text())
+    c = claims['Fine-tune-CoT beats vanilla fine-tuning']  # its numbers are the runs' last-epoch accuracies
+    assert (float(c['method %']), float(c['baseline %'])) == (round(100 * ft['rounds'][0]['last_strict'], 1),
+                                                           round(100 * ft['baselines']['vanilla']['last_strict'], 1)), c
+    page = (tmp_path/'d'/'report.html').read_text()
+    assert page.index("The papers' claims") < page.index('Fine-tune-CoT beats vanilla') < page.index('<h2>Cells</h2>')
+    # each run said where it was as it went, for the sweep's progress bar: its last words are its last stage
+    assert json.loads((tmp_path/'d'/'ftcot'/'progress.json').read_text())['stage'] == 'baseline: vanilla'
+    assert json.loads((tmp_path/'d'/'l2r'/'progress.json').read_text())['stage'] == 'round 1: train'
