@@ -57,7 +57,8 @@ def correct_strict(pred, answer:str, kind:str)->bool:
 
 # %% ../nbs/03_answers.ipynb #c3841ab3
 _STRUCT = {'int': ('\nAnswer', 'Therefore, the answer is'), 'float': ('\nAnswer', 'Therefore, the answer is'),
-           'yesno': ('\nAnswer',), 'choice': ('\nAnswer', 'answer is', 'Answer:'), 'text': ('\nAnswer', 'answer is', 'Answer:')}
+           'yesno': ('\nAnswer',), 'choice': ('\nAnswer', 'answer is', 'Answer:'),
+           'text': ('\nAnswer', 'answer is', 'Answer:')}
 _YESNO = dict(yes='yes', no='no', true='yes', false='no')
 
 def _flex_candidates(text, kind, letters):
@@ -147,7 +148,8 @@ def _reason(r:dict, rule:str, kind:str, letters:str, template:str)->str:
     if not cands: return 'states the right option\'s value but no letter' if value else 'names no answer of this kind'
     if rule == 'strict' and (p := TEMPLATES[template]) and p in text:
         return f'writes {p!r} as an arrow in its working, so the rule reads the first candidate after it'
-    if rule == 'flexible' and '\n\n' in text.strip() and ok(extract_flexible(text.replace('\n\n', '\n'), kind, letters), gold, kind):
+    if rule == 'flexible' and '\n\n' in text.strip() and ok(extract_flexible(text.replace('\n\n', '\n'), kind, letters),
+                                                            gold, kind):
         return 'has a blank line: the clean-up reads only the first paragraph'
     if any(ok(c, gold, kind) for c in cands):
         first = ok(cands[0], gold, kind)

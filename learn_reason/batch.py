@@ -20,7 +20,8 @@ __all__ = ['batch_lines', 'api_error', 'abatch']
 def batch_lines(requests:list)->bytes:
     "The Batch API input file for `requests` (each `custom_id` is the request's cache key)"
     url = lambda r: '/v1/chat/completions' if r.endpoint == 'chat' else '/v1/completions'
-    return ''.join(json.dumps(dict(custom_id=r.key(), method='POST', url=url(r), body=r.body())) + '\n' for r in requests).encode()
+    return ''.join(json.dumps(dict(custom_id=r.key(), method='POST', url=url(r), body=r.body())) + '\n'
+                   for r in requests).encode()
 
 def _completion(line:dict, endpoint:str)->Completion|None:
     "A completion from one line of a batch's output file, or None for a failed request"
@@ -30,7 +31,8 @@ def _completion(line:dict, endpoint:str)->Completion|None:
     if ch is None: return None
     text = ch['message']['content'] if endpoint == 'chat' else ch['text']
     u = b.get('usage') or {}
-    return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0), u.get('completion_tokens', 0), b.get('model', ''))
+    return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0),
+                      u.get('completion_tokens', 0), b.get('model', ''))
 
 # %% ../nbs/13_batch.ipynb #2a998a14
 def api_error(e:openai.APIError)->str:
@@ -107,9 +109,12 @@ async def abatch(teacher:OpenAITeacher, # the endpoint and model
     answers, failed = {}, 0
     for line in map(json.loads, filter(str.strip, out.splitlines())):
         k = line['custom_id']; r, c = todo.get(k), _completion(line, st['endpoint'])
-        if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated): answers[k] = c
+        if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated):
+            answers[k] = c
         else: failed += 1
-        if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)  # a resumed batch was reserved by an earlier run
+        # a resumed batch was reserved by an earlier run
+        if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)
     _release(budget, reserved, todo)
     state.unlink(missing_ok=True)
-    return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed, batch_id=b.id, answers=answers)
+    return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed,
+                batch_id=b.id, answers=answers)

@@ -99,7 +99,8 @@ def mapd(dataset:str='coin_flip', # any registered dataset
          **params, # any other `Config` parameter (committee, alpha, review_threshold, rounds, data, out, ...)
         )->RunResult:
     "MAPD on `dataset`: the committee's feedback and (peer-reviewed) rationales for the student's mistakes"
-    return run(method_config('mapd', review=review, dataset=dataset, feedback_teacher=feedback_teacher, **params), progress)
+    return run(method_config('mapd', review=review, dataset=dataset, feedback_teacher=feedback_teacher, **params),
+               progress)
 
 def mapd_replay(dataset:str='svamp', **params)->RunResult:
     "MAPD on its released mistakes and teachers (`../shared/data/teacher_outputs/mapd`), replayed through the pipeline"
