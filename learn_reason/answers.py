@@ -6,10 +6,12 @@ Docs: https://learn-reason.github.io/learn_reason/answers.html.md"""
 
 # %% ../nbs/03_answers.ipynb #ba52ceaa
 from __future__ import annotations
-import json, re
+import re
 from collections import Counter
-from .config import setting
-from .data import spec, load, local_files, Example
+# setting: only this notebook's examples use it
+from .config import setting  # noqa: F401
+# load, local_files: only this notebook's examples use them
+from .data import spec, load, local_files  # noqa: F401
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'GOLD', 'candidates', 'extract_strict', 'correct_strict', 'extract_flexible', 'correct_flexible',

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio, io, json, re, time
 from pathlib import Path
 import openai
-from .teacher import Request, Completion, Budget, BudgetExceeded, TeacherError
+from .teacher import Completion, Budget, BudgetExceeded, TeacherError
 from .cache import Cache
 from .openai_teacher import OpenAITeacher
 

@@ -6,9 +6,8 @@ Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #80384d12
 from __future__ import annotations
-import argparse, errno, json, math, os, socket, sqlite3, sys, urllib.request, warnings
+import argparse, errno, json, math, os, socket, sqlite3, sys, warnings
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from .config import Settings, UserError, setting
 from . import data as D

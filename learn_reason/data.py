@@ -6,15 +6,14 @@ Docs: https://learn-reason.github.io/learn_reason/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #9f92d949
 from __future__ import annotations
-import functools, gzip, hashlib, io, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
+import functools, gzip, hashlib, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from fastcore.basics import patch
 from .config import setting, UserError
-from .synthetic import generate, GENERATORS
+from .synthetic import generate
 
 # %% auto #0
 __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'UnknownDataset', 'DataError', 'SourceUnavailable',

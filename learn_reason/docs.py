@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/docs.html.md"""
 
 # %% ../nbs/90_docs.ipynb #70165fd0
 from __future__ import annotations
-import json, os, re, shutil, subprocess, sys, tempfile
+import json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import yaml
 

@@ -7,11 +7,10 @@ Docs: https://learn-reason.github.io/learn_reason/formats.html.md"""
 # %% ../nbs/16_formats.ipynb #4c0e02f3
 from __future__ import annotations
 import json, random, urllib.request, warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, UserError
 from .data import spec, DataError
-from .answers import TEMPLATES
 from .prompts import MAPD_FEEDBACK
 
 # %% auto #0

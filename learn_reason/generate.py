@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib, json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import locked, check_identity, is_whole, is_number, setting, UserError
+from .config import locked, check_identity, is_whole, is_number, UserError
 from .data import spec
 from .answers import score
 from .formats import Format, get_format, render

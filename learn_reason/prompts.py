@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/prompts.html.md"""
 # %% ../nbs/04_prompts.ipynb #1da0e174
 from __future__ import annotations
 import re
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 
 # %% auto #0
 __all__ = ['ZS_COT_TRIGGER', 'ZS_COT_ANSWER', 'MAPD_SYSTEM', 'MAPD_SAMPLING', 'MAPD_FEEDBACK', 'MAPD_REVIEW', 'MAPD_QUESTION',

@@ -11,7 +11,8 @@ from pathlib import Path
 from .teacher import Teacher, Request, Completion, Committee, TeacherError, approx_tokens
 from .cache import Cache
 from .run import Missing
-from .prompts import mapd_feedback, mapd_rationale, mapd_review, accepted, review_score
+# accepted, review_score: only this notebook's examples use them
+from .prompts import mapd_feedback, mapd_rationale, mapd_review, accepted, review_score  # noqa: F401
 
 # %% auto #0
 __all__ = ['MAPD_TEACHERS', 'ReplayTeacher', 'mapd_files', 'mapd_mistakes', 'mapd_tables', 'mapd_committee']

@@ -8,7 +8,7 @@ Docs: https://learn-reason.github.io/learn_reason/repro.html.md"""
 from __future__ import annotations
 import ast, fnmatch, itertools, json, os, platform, re, shutil, subprocess, sys, threading, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 # torch and the pipeline load only when a cell needs them
 from .config import setting, UserError, PROGRESS_ENV, progress_line

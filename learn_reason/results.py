@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/results.html.md"""
 
 # %% ../nbs/25_results.ipynb #a4d4f17d
 from __future__ import annotations
-import html, json, os
+import html, json
 from pathlib import Path
 import pandas as pd
 from .stage import input_key

@@ -7,9 +7,10 @@ Docs: https://learn-reason.github.io/learn_reason/scripted.html.md"""
 # %% ../nbs/10_scripted.ipynb #7b431af2
 from __future__ import annotations
 import ast, hashlib, random, re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
-from .prompts import identify, review_score, SOLUTION_MARK
+# review_score: only this notebook's examples use it
+from .prompts import identify, review_score, SOLUTION_MARK  # noqa: F401
 from .teacher import Teacher, Request, Completion, approx_tokens
 from .answers import extract_flexible, correct_flexible, answer_format
 from .data import Example, spec

@@ -7,10 +7,11 @@ Docs: https://learn-reason.github.io/learn_reason/serve.html.md"""
 # %% ../nbs/08_serve.ipynb #836c16d8
 from __future__ import annotations
 import asyncio, collections, hashlib, json, random, threading, time, uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from aiohttp import web
-from .teacher import Teacher, Committee, Request, Completion, approx_tokens
+# Teacher, approx_tokens: only this notebook's examples use them
+from .teacher import Teacher, Committee, Request, Completion, approx_tokens  # noqa: F401
 
 # %% auto #0
 __all__ = ['FAULT_KINDS', 'Faults', 'chat_reply', 'text_reply', 'request_from_body', 'TeacherServer']

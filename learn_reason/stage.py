@@ -6,16 +6,16 @@ Docs: https://learn-reason.github.io/learn_reason/stage.html.md"""
 
 # %% ../nbs/14_stage.ipynb #8bc9644f
 from __future__ import annotations
-import asyncio, hashlib, json, os, re, time, warnings
+import hashlib, json, os, re, time, warnings
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, Settings, reference_data, UserError, locked, check_identity, IdentityError, is_whole
 from .data import load, spec
 from .answers import score
 from . import prompts as P
-from .teacher import (Teacher, Committee, Request, Completion, Budget, Ledger, TeacherError, BudgetExceeded,
-                                  approx_tokens, max_prompt_tokens, worst_cost, cost)
+from .teacher import (Teacher, Committee, Request, Completion, Budget, Ledger, TeacherError,
+                                  approx_tokens, max_prompt_tokens, worst_cost)
 from .cache import Cache
 from .run import arun, sync
 from .openai_teacher import OpenAITeacher, teacher_setting

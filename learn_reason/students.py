@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/students.html.md"""
 # %% ../nbs/15_students.ipynb #bcf47be2
 from __future__ import annotations
 import copy, functools, json, os, random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, UserError
 from .data import ARTIFACTS, Artifact, fetch_members

@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/teacher.html.md"""
 # %% ../nbs/05_teacher.ipynb #20ba0e79
 from __future__ import annotations
 import hashlib, json, math
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, fields
 from .config import setting, UserError, SettingsError
 from .prompts import Prompt
 

@@ -6,15 +6,14 @@ Docs: https://learn-reason.github.io/learn_reason/train.html.md"""
 
 # %% ../nbs/18_train.ipynb #782be9d0
 from __future__ import annotations
-import hashlib, json, math, os, random, shutil, time
+import hashlib, json, os, random, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .config import setting, UserError, is_whole, is_number, note_progress
-from .data import spec
 from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
-from .generate import evaluate, Evaluation
+from .generate import evaluate
 
 # %% auto #0
 __all__ = ['REPRS', 'RECIPES', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator', 'token_loss', 'last_hidden',
