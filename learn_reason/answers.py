@@ -134,7 +134,7 @@ def gold_predictions(name:str, exs:list)->list:
 
 # %% ../nbs/03_answers.ipynb #5549a537
 def _states_value(r:dict, letters:str)->bool:
-    "Does a multiple-choice text state the right option's value (`$70.00`, `4.5%`), or end on its number (`3` for `3 hours`)?"
+    "Does a multiple-choice text state the right option's value (`$70.00`, `4.5%`), or end on its number (`3` for `3 hours`)?"  # noqa: E501
     ch, a = r.get('choices'), r['answer']
     if not ch or a not in letters or letters.index(a) >= len(ch): return False
     norm = lambda s: re.sub(r'[\s,$]|\.0+\b', '', str(s)).lower()

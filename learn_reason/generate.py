@@ -91,7 +91,7 @@ def generate(s:Student, # the student
              stop:tuple=(), # strings that end a completion (it is cut before them)
              seed:int=0, # sampling seed (one per call: samples depend on how prompts are batched)
              progress:bool=False)->list:
-    "One completion per prompt: `{'text', 'finish_reason', 'new_tokens', 'prompt_tokens', 'truncated'}`, in prompt order"
+    "One completion per prompt: `{'text', 'finish_reason', 'new_tokens', 'prompt_tokens', 'truncated'}`, in prompt order"  # noqa: E501
     import torch
     from tqdm.auto import tqdm
     tok, ctx = s.tok, _context(s)

@@ -206,7 +206,7 @@ def flags(c:Config)->set:
     return {f for m in c.methods for f in (PRESETS.get(m) or (m,))}
 
 def n_rounds(c:Config)->int:
-    "Rounds after round 0: as configured, else two for Learn-to-Reason's tailoring (its poster shows 3 including round 0), one for MAPD's"
+    "Rounds after round 0: as configured, else two for Learn-to-Reason's tailoring (its poster shows 3 including round 0), one for MAPD's"  # noqa: E501
     if c.mistakes: return 1  # recorded mistakes come with recorded teachers, who can answer nothing else
     return c.rounds if c.rounds is not None else 2 if 'tailored' in flags(c) else 1 if flags(c) & ROUND_FLAGS else 0
 

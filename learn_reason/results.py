@@ -23,7 +23,7 @@ def _flat(v): return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list,
 def gather(sweep_dir, # a sweep's folder (`runs/<sweep>`)
            kind:str='runs', # 'runs' (method runs) or 'reports'
           )->pd.DataFrame:
-    "One row per (cell, method, round) of every finished cell, with the cell's parameters as columns (named in `.attrs['params']`)"
+    "One row per (cell, method, round) of every finished cell, with the cell's parameters as columns (named in `.attrs['params']`)"  # noqa: E501
     rows, names = [], set()
     for d in sorted(Path(sweep_dir).iterdir()) if Path(sweep_dir).is_dir() else []:
         m, p = d/'metrics.json', d/'params.json'

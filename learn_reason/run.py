@@ -22,7 +22,7 @@ class Retryable(Exception):
     def __init__(self, msg:str, after:float|None=None): super().__init__(msg); self.after = after
 
 class Missing(Exception):
-    "This teacher has no answer for this request (a replay of something never recorded): that request fails, the run goes on"
+    "This teacher has no answer for this request (a replay of something never recorded): that request fails, the run goes on"  # noqa: E501
 
 def backoff(attempt:int, # 0 for the first retry
             after:float|None=None, # the server's Retry-After, seconds

@@ -339,7 +339,7 @@ _SAY = [(re.compile(p), alts) for p, alts in [
      ['{e}, so the pile {n} keeps has {y} {t}.', 'Each of the {k} piles has {e} {t}, and {n} keeps one.'])]]
 
 def reword(step:str, rng:random.Random)->str:
-    "`step` in one of its equivalent phrasings (the same facts), picked by `rng`; a sentence no rule knows stays as it is"
+    "`step` in one of its equivalent phrasings (the same facts), picked by `rng`; a sentence no rule knows stays as it is"  # noqa: E501
     for pat, alts in _SAY:
         if m := pat.match(step): return rng.choice([step] + [a.format(**m.groupdict()) for a in alts])
     return step
@@ -472,7 +472,7 @@ ScriptedTeacher._diagnose, ScriptedTeacher._feedback, ScriptedTeacher._tailored 
 
 # %% ../nbs/10_scripted.ipynb #a743a36b
 def _review(self:ScriptedTeacher, info:dict, rng)->str:
-    "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"
+    "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"  # noqa: E501
     gold, kind = _gold_kind(info['gold'])
     s = self.solution(info['question'])
     if s is not None: kind = s.kind

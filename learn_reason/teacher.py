@@ -38,7 +38,7 @@ class Request:
                                                                 if m['role'] == 'user')
 
     def identity(self)->dict:
-        "The fields that decide the completion (a greedy request's sample index decides nothing: its samples are one answer)"
+        "The fields that decide the completion (a greedy request's sample index decides nothing: its samples are one answer)"  # noqa: E501
         return {f.name: getattr(self,
                                 f.name) for f in fields(self) if f.name != 'meta' and not (f.name == 'sample'
                                                                                            and not self.temperature)}
@@ -181,7 +181,7 @@ class Budget:
         return w
 
     def settle(self, reserved:float, r:Request, c:Completion|None):
-        "Release a reservation and charge what the completion actually cost (nothing if it failed or came from the cache)"
+        "Release a reservation and charge what the completion actually cost (nothing if it failed or came from the cache)"  # noqa: E501
         if self.cap is None: return
         self.reserved -= reserved
         if c is not None and not c.cached:

@@ -229,7 +229,7 @@ RECIPES = dict(
 )
 
 def _args(out:Path, r:dict, seed:int, progress:bool, n:int):
-    "`TrainingArguments` for recipe `r`: a checkpoint every epoch, bf16 where the GPU has it, nothing reported to the web"
+    "`TrainingArguments` for recipe `r`: a checkpoint every epoch, bf16 where the GPU has it, nothing reported to the web"  # noqa: E501
     import torch
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
@@ -388,7 +388,7 @@ def _feedback_format(v)->Format:
 
 @contextmanager
 def _stage_lock(out:Path):
-    "An exclusive lock on a stage folder, held while it trains; none inside a distributed job (its ranks share the stage)"
+    "An exclusive lock on a stage folder, held while it trains; none inside a distributed job (its ranks share the stage)"  # noqa: E501
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 or os.name != 'posix': yield; return
     import fcntl
     out.mkdir(parents=True, exist_ok=True)
