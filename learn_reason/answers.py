@@ -6,10 +6,12 @@ Docs: https://learn-reason.github.io/learn_reason/answers.html.md"""
 
 # %% ../nbs/03_answers.ipynb #ba52ceaa
 from __future__ import annotations
-import json, re
+import re
 from collections import Counter
-from .config import setting
-from .data import spec, load, local_files, Example
+# setting: only this notebook's examples use it
+from .config import setting  # noqa: F401
+# load, local_files: only this notebook's examples use them
+from .data import spec, load, local_files  # noqa: F401
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'GOLD', 'candidates', 'extract_strict', 'correct_strict', 'extract_flexible', 'correct_flexible',
@@ -57,7 +59,8 @@ def correct_strict(pred, answer:str, kind:str)->bool:
 
 # %% ../nbs/03_answers.ipynb #c3841ab3
 _STRUCT = {'int': ('\nAnswer', 'Therefore, the answer is'), 'float': ('\nAnswer', 'Therefore, the answer is'),
-           'yesno': ('\nAnswer',), 'choice': ('\nAnswer', 'answer is', 'Answer:'), 'text': ('\nAnswer', 'answer is', 'Answer:')}
+           'yesno': ('\nAnswer',), 'choice': ('\nAnswer', 'answer is', 'Answer:'),
+           'text': ('\nAnswer', 'answer is', 'Answer:')}
 _YESNO = dict(yes='yes', no='no', true='yes', false='no')
 
 def _flex_candidates(text, kind, letters):
@@ -131,7 +134,7 @@ def gold_predictions(name:str, exs:list)->list:
 
 # %% ../nbs/03_answers.ipynb #5549a537
 def _states_value(r:dict, letters:str)->bool:
-    "Does a multiple-choice text state the right option's value (`$70.00`, `4.5%`), or end on its number (`3` for `3 hours`)?"
+    "Does a multiple-choice text state the right option's value (`$70.00`, `4.5%`), or end on its number (`3` for `3 hours`)?"  # noqa: E501
     ch, a = r.get('choices'), r['answer']
     if not ch or a not in letters or letters.index(a) >= len(ch): return False
     norm = lambda s: re.sub(r'[\s,$]|\.0+\b', '', str(s)).lower()
@@ -147,7 +150,8 @@ def _reason(r:dict, rule:str, kind:str, letters:str, template:str)->str:
     if not cands: return 'states the right option\'s value but no letter' if value else 'names no answer of this kind'
     if rule == 'strict' and (p := TEMPLATES[template]) and p in text:
         return f'writes {p!r} as an arrow in its working, so the rule reads the first candidate after it'
-    if rule == 'flexible' and '\n\n' in text.strip() and ok(extract_flexible(text.replace('\n\n', '\n'), kind, letters), gold, kind):
+    if rule == 'flexible' and '\n\n' in text.strip() and ok(extract_flexible(text.replace('\n\n', '\n'), kind, letters),
+                                                            gold, kind):
         return 'has a blank line: the clean-up reads only the first paragraph'
     if any(ok(c, gold, kind) for c in cands):
         first = ok(cands[0], gold, kind)

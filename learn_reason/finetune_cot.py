@@ -62,10 +62,12 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
             continue
         if b == 'vanilla':
             rows = [dict(id=e.id, question=e.question, answer=e.answer) for e in train_exs]
-            r = train(c.student, rows, ANSWER_ONLY.get(c.rationale_format, 'ft_token'), store=run_dir(c).parent/'train', recipe=c.schedule, epochs=c.epochs,
-                      learning_rate=c.learning_rate, batch_size=c.batch_size, eval_examples=test,
-                      eval_kw=dict(batch_size=64), seed=c.seed, progress=progress, lora=lora_settings(c))
-            res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))}, train_dir=str(r.out))
+            r = train(c.student, rows, ANSWER_ONLY.get(c.rationale_format, 'ft_token'), store=run_dir(c).parent/'train',
+                      recipe=c.schedule, epochs=c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size,
+                      eval_examples=test, eval_kw=dict(batch_size=64), seed=c.seed, progress=progress,
+                      lora=lora_settings(c))
+            res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))},
+                          train_dir=str(r.out))
             continue
         demos = few_shot_prompt(c.dataset, train_exs) if b == 'few_shot_cot' else ''
         ev = evaluate(load_student(c.student, seed=c.seed), test, PROMPTED[b], dataset=c.dataset, out=out/f'{b}.jsonl',

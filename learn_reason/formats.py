@@ -7,11 +7,10 @@ Docs: https://learn-reason.github.io/learn_reason/formats.html.md"""
 # %% ../nbs/16_formats.ipynb #4c0e02f3
 from __future__ import annotations
 import json, random, urllib.request, warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, UserError
 from .data import spec, DataError
-from .answers import TEMPLATES
 from .prompts import MAPD_FEEDBACK
 
 # %% auto #0
@@ -21,7 +20,8 @@ __all__ = ['FORMATS', 'FEW_SHOT_URL', 'Format', 'get_format', 'fields', 'render'
 # %% ../nbs/16_formats.ipynb #44191d3d
 @dataclass(frozen=True)
 class Format:
-    "One paper's student text: prompt and target format strings, how outputs are read, how the prompt counts in the loss"
+    "One paper's student text: prompt and target format strings, how outputs are read, how the prompt counts in the loss"  # noqa: E501
+
     name:str
     prompt:str                 # format string over the fields (`{q}`, `{a}`, `{r}`, `{shots}`, ...) for decoders
     target:str|None=None       # the text to learn after the prompt (None: a prompting-only format)
@@ -49,12 +49,15 @@ _MAPD_FEEDBACK = ('### Instruction:\n' + MAPD_FEEDBACK.split('\n')[0] + "\n### I
                   "Student's Answer: {attempt}\nHint: The correct answer should be {a}.\n\n### Response:")
 
 FORMATS = {f.name: f for f in [
-    Format('ft_cot_token', '{q} ###', ' {r} --> {a}', '{q}', '{r} --> {a}', 'ft_cot_token', about="Fine-tune-CoT's student format"),
-    Format('ft_token', '{q} ###', ' {a}', '{q}', '{a}', 'ft_token', about="Fine-tune-CoT's vanilla fine-tuning baseline"),
+    Format('ft_cot_token', '{q} ###', ' {r} --> {a}', '{q}', '{r} --> {a}', 'ft_cot_token',
+           about="Fine-tune-CoT's student format"),
+    Format('ft_token', '{q} ###', ' {a}', '{q}', '{a}', 'ft_token',
+           about="Fine-tune-CoT's vanilla fine-tuning baseline"),
     Format('zs', 'Q: {q}\n\nA:', None, 'question: {q}', None, 'zs', about='zero-shot prompting'),
-    Format('zs_cot', "Q: {q}\nA: Let's think step by step.", template='zs_cot', answer_step='\nTherefore, the answer is',
-           about='Zero-shot-CoT prompting: reasoning, then the answer step'),
-    Format('fs_cot', '{shots}\nQ: {q}\nA:', None, '{shots}\nQ: {q}\nA:', None, 'fs_cot', stop=('\nQ:',), about='Few-shot-CoT prompting'),
+    Format('zs_cot', "Q: {q}\nA: Let's think step by step.", template='zs_cot',
+           answer_step='\nTherefore, the answer is', about='Zero-shot-CoT prompting: reasoning, then the answer step'),
+    Format('fs_cot', '{shots}\nQ: {q}\nA:', None, '{shots}\nQ: {q}\nA:', None, 'fs_cot', stop=('\nQ:',),
+           about='Few-shot-CoT prompting'),
     Format('l2r', '{demos}Question: {q}\nReasoning: ', '{r_line}\nAnswer: {a_l2r} ', template='l2r', prompt_weight=0.1,
            stop=('\n\n',), joint=True,
            about="Learn-to-Reason's student format (rationale on one line, prefix weighted 0.1)"),
@@ -62,7 +65,8 @@ FORMATS = {f.name: f for f in [
            joint=True, about="Learn-to-Reason's answer-only baseline"),
     Format('mapd_rationale', _MAPD_RATIONALE, '{r}', template='fs_cot', prompt_gen='\n' + _MAPD_RATIONALE + '\n',
            about="MAPD's rationale instruction"),
-    Format('mapd_feedback', _MAPD_FEEDBACK, '{feedback}', template='fs_cot', about="MAPD's mistake-feedback instruction"),
+    Format('mapd_feedback', _MAPD_FEEDBACK, '{feedback}', template='fs_cot',
+           about="MAPD's mistake-feedback instruction"),
 ]}
 
 def get_format(name:str)->Format:
@@ -103,7 +107,7 @@ def render(fmt:Format, ex, seq2seq:bool=False, shots:str='', target:bool=True)->
 FEW_SHOT_URL = 'https://raw.githubusercontent.com/itsnamgyu/reasoning-teacher/main/data/few_shot_cot_prompts.json'
 
 def published_few_shot(cache_dir=None)->dict|None:
-    "Fine-tune-CoT's `{dataset key: {'prompt': ...}}`, from the setting's file, the cache, or its repository; None if unreachable"
+    "Fine-tune-CoT's `{dataset key: {'prompt': ...}}`, from the setting's file, the cache, or its repository; None if unreachable"  # noqa: E501
     if p := setting('few_shot_prompts'):
         if not Path(p).is_file(): raise DataError(f'few_shot_prompts: {p}: no such file')
         return json.loads(Path(p).read_text())
@@ -116,17 +120,21 @@ def published_few_shot(cache_dir=None)->dict|None:
     return json.loads(cached.read_text())
 
 def few_shot_prompt(name:str, # dataset name
-                    examples:list|None=None, # training examples with rationales, for a dataset without a published prompt
+                    # training examples with rationales, for a dataset without a published prompt
+                    examples:list|None=None,
                     k:int=8, seed:int=0)->str:
     "The Few-shot-CoT exemplar block for dataset `name`: the published one, else `k` built from `examples`"
     s = spec(name)
     pub = published_few_shot() if s.sizes else None
     if pub and (s.ftcot_key or s.name) in pub: return pub[s.ftcot_key or s.name]['prompt']
     pool = [e for e in examples or [] if _field(e, 'rationale')]
-    if not pool: raise DataError(f'{s.name}: no published few-shot prompt here and no training examples with rationales to build one from')
-    if s.sizes: warnings.warn(f"{s.name}: Fine-tune-CoT's few-shot prompts are not reachable; exemplars are built from training examples")
+    if not pool: raise DataError(f'{s.name}: no published few-shot prompt here and no training examples with '
+                                 'rationales to build one from')
+    if s.sizes: warnings.warn(f"{s.name}: Fine-tune-CoT's few-shot prompts are not reachable; exemplars are built from "
+                              "training examples")
     shots = random.Random(seed).sample(pool, min(k, len(pool)))
-    return '\n'.join(f"Q: {str(_field(e, 'question')).strip()}\nA: {str(_field(e, 'rationale')).strip()}" for e in shots)
+    return '\n'.join(f"Q: {str(_field(e, 'question')).strip()}\nA: {str(_field(e, 'rationale')).strip()}"
+                     for e in shots)
 
 # %% ../nbs/16_formats.ipynb #ae021cd7
 def _ids(tok, text:str, special:bool)->list: return tok(text, add_special_tokens=special)['input_ids']
@@ -157,4 +165,5 @@ def encode(tok, # the student's tokenizer
     pids, tids = pids[-max_prompt:], tids[:max_target]
     out = dict(id=_field(ex, 'id'), truncated=cut or None, n_prompt=len(pids))
     if seq2seq: return dict(out, input_ids=pids, labels=tids, weights=[1.0] * len(tids))
-    return dict(out, input_ids=pids + tids, labels=[i if w else -100 for i in pids] + tids, weights=[w] * len(pids) + [1.0] * len(tids))
+    return dict(out, input_ids=pids + tids, labels=[i if w else -100 for i in pids] + tids,
+                weights=[w] * len(pids) + [1.0] * len(tids))

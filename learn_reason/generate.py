@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib, json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from .config import locked, check_identity, is_whole, is_number, setting, UserError
+from .config import locked, check_identity, is_whole, is_number, UserError
 from .data import spec
 from .answers import score
 from .formats import Format, get_format, render
@@ -48,7 +48,8 @@ def decode(model, # a decoder model
     out, alive = [[] for _ in rows], torch.arange(len(rows), device=dev)
     warp = TopPLogitsWarper(top_p) if do_sample and top_p < 1 else None
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                       logits_to_keep=1).logits[:, -1]
         last = pos[:, -1]
         for step in range(max_new):
             if do_sample:
@@ -65,8 +66,8 @@ def decode(model, # a decoder model
                 alive, nxt, mask, last = alive[k], nxt[k], mask[k], last[k]
                 cache.batch_select_indices(k)
             mask, last = torch.cat([mask, mask.new_ones(len(alive), 1)], 1), last + 1
-            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], past_key_values=cache,
-                           use_cache=True, logits_to_keep=1).logits[:, -1]
+            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None],
+                           past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
     return out
 
 # %% ../nbs/17_generate.ipynb #9c665970
@@ -74,7 +75,8 @@ def _hf_generate(s:Student, rows:list, max_new:int, do_sample:bool, temperature:
     "New token ids for each row through `model.generate` (encoder-decoders; decoders `decode` cannot drive)"
     import torch
     tok = s.tok
-    kw = dict(max_new_tokens=max_new, do_sample=do_sample, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, use_cache=True)
+    kw = dict(max_new_tokens=max_new, do_sample=do_sample, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+              use_cache=True)
     if do_sample: kw.update(temperature=temperature, top_p=top_p)
     if stop: kw.update(stop_strings=list(stop), tokenizer=tok)
     enc = tok.pad({'input_ids': rows}, return_tensors='pt').to(s.device)
@@ -89,7 +91,7 @@ def generate(s:Student, # the student
              stop:tuple=(), # strings that end a completion (it is cut before them)
              seed:int=0, # sampling seed (one per call: samples depend on how prompts are batched)
              progress:bool=False)->list:
-    "One completion per prompt: `{'text', 'finish_reason', 'new_tokens', 'prompt_tokens', 'truncated'}`, in prompt order"
+    "One completion per prompt: `{'text', 'finish_reason', 'new_tokens', 'prompt_tokens', 'truncated'}`, in prompt order"  # noqa: E501
     import torch
     from tqdm.auto import tqdm
     tok, ctx = s.tok, _context(s)
@@ -102,7 +104,8 @@ def generate(s:Student, # the student
         rows = [ids[i][-keep:] if keep else ids[i] for i in batch]
         try:
             if s.seq2seq: raise TypeError('encoder-decoder')
-            new = decode(s.model, rows, max_new_tokens, tok.pad_token_id, tok.eos_token_id, do_sample, temperature, top_p, done)
+            new = decode(s.model, rows, max_new_tokens, tok.pad_token_id, tok.eos_token_id, do_sample, temperature,
+                         top_p, done)
         except TypeError: new = _hf_generate(s, rows, max_new_tokens, do_sample, temperature, top_p, stop)
         for i, row, g in zip(batch, rows, new):
             n = next((j + 1 for j, t in enumerate(g) if t == tok.eos_token_id), None)
@@ -132,11 +135,12 @@ class Evaluation:
     def tokens_per_second(self)->float: return self.new_tokens / self.seconds if self.seconds else 0.0
     def summary(self)->dict:
         return dict(dataset=self.dataset, format=self.format, n=self.n, strict=self.strict, flexible=self.flexible,
-                    new_tokens=self.new_tokens, seconds=round(self.seconds, 2), tokens_per_second=round(self.tokens_per_second, 1),
-                    truncated=self.truncated)
+                    new_tokens=self.new_tokens, seconds=round(self.seconds, 2),
+                    tokens_per_second=round(self.tokens_per_second, 1), truncated=self.truncated)
     def _repr_markdown_(self):
-        return (f'**{self.dataset}** ({self.format}, n={self.n}): strict **{self.strict:.2%}**, flexible **{self.flexible:.2%}**; '
-                f'{self.new_tokens:,} tokens in {self.seconds:.1f} s ({self.tokens_per_second:,.0f}/s)')
+        return (f'**{self.dataset}** ({self.format}, n={self.n}): strict **{self.strict:.2%}**, flexible '
+                f'**{self.flexible:.2%}**; {self.new_tokens:,} tokens in {self.seconds:.1f} s '
+                f'({self.tokens_per_second:,.0f}/s)')
 
 # %% ../nbs/17_generate.ipynb #7dd9eb86
 def _read_rows(path)->dict:
@@ -150,7 +154,8 @@ def _read_rows(path)->dict:
         try: r = json.loads(l)
         except ValueError: r = None
         if not isinstance(r, dict) or 'id' not in r or 'sample' not in r:
-            if not done: raise UserError(f'{path} is not an evaluation\'s JSON-lines file (line {i}); give another output')
+            if not done:
+                raise UserError(f'{path} is not an evaluation\'s JSON-lines file (line {i}); give another output')
             raise UserError(f'{path}:{i}: damaged line between evaluation rows; run `learn-reason doctor --fix {path}` '
                             f'to set it aside, then run again')
         done[(r['id'], r['sample'])] = r
@@ -174,7 +179,8 @@ def _check_eval(samples, temperature, top_p, max_new, batch_size):
     "Sampling and sizes in range, or a `UserError` naming the argument"
     num, whole = is_number, is_whole
     for n, v, ok, want in (('samples', samples, whole(samples), 'a whole number >= 1'),
-                           ('temperature', temperature, num(temperature) and 0 <= temperature <= 2, 'a number from 0 to 2'),
+                           ('temperature', temperature, num(temperature) and 0 <= temperature <= 2,
+                            'a number from 0 to 2'),
                            ('top_p', top_p, num(top_p) and 0 < top_p <= 1, 'a number above 0, at most 1'),
                            ('max_new', max_new, max_new is None or whole(max_new), 'a whole number >= 1'),
                            ('batch_size', batch_size, whole(batch_size), 'a whole number >= 1')):
@@ -183,7 +189,8 @@ def _check_eval(samples, temperature, top_p, max_new, batch_size):
 def _score_row(name, fmt, e, sample, g, reasoning=None)->dict:
     sc = score(name, g['text'], e.answer, fmt.template, e.choices)
     row = dict(id=e.id, sample=sample, text=g['text'], finish_reason=g['finish_reason'], new_tokens=g['new_tokens'],
-               truncated=g['truncated'], answer=e.answer, **{k: sc[k] for k in ('strict', 'strict_correct', 'flexible', 'flexible_correct')})
+               truncated=g['truncated'], answer=e.answer,
+               **{k: sc[k] for k in ('strict', 'strict_correct', 'flexible', 'flexible_correct')})
     if reasoning is not None: row['reasoning'] = reasoning['text']; row['new_tokens'] += reasoning['new_tokens']
     return row
 
@@ -201,15 +208,18 @@ def evaluate(s:Student, # the student
     name = spec(dataset or examples[0].id.rsplit('-', 1)[0]).name
     do_sample = samples > 1 if do_sample is None else do_sample
     max_new = max_new or max_new_tokens(name, fmt)
-    args = (s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots, seed, progress)
+    args = (s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots,
+            seed, progress)
     if not out: return _evaluate(*args)
     with locked(out):  # one writer; and rows made by another student, format or sampling are never resumed as ours
-        check_identity(out, dict(student=s.name, format=fmt.name, format_text=_fingerprint(fmt), dataset=name, max_new=max_new,
-                                 seed=seed, shots=hashlib.sha256(shots.encode()).hexdigest()[:12], do_sample=do_sample,
-                                 temperature=temperature if do_sample else None, top_p=top_p if do_sample else None), 'evaluation')
+        check_identity(out, dict(student=s.name, format=fmt.name, format_text=_fingerprint(fmt), dataset=name,
+                                 max_new=max_new, seed=seed, shots=hashlib.sha256(shots.encode()).hexdigest()[:12],
+                                 do_sample=do_sample, temperature=temperature if do_sample else None,
+                                 top_p=top_p if do_sample else None), 'evaluation')
         return _evaluate(*args)
 
-def _evaluate(s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots, seed, progress):
+def _evaluate(s, examples, fmt, name, out, samples, do_sample, temperature, top_p, max_new, batch_size, shots,
+              seed, progress):
     done = _read_rows(out)
     todo = [(e, k) for e in examples for k in range(samples) if (e.id, k) not in done]
     if out: Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -220,10 +230,12 @@ def _evaluate(s, examples, fmt, name, out, samples, do_sample, temperature, top_
         for pi, part in enumerate(_chunks([(e, k) for e in examples for k in range(samples)], 256)):
             if all((e.id, k) in done for e, k in part): continue
             prompts = [render(fmt, e, s.seq2seq, shots, target=False)[0] for e, _ in part]
-            kw = dict(batch_size=batch_size, do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed + pi, progress=progress)
+            kw = dict(batch_size=batch_size, do_sample=do_sample, temperature=temperature, top_p=top_p, seed=seed + pi,
+                      progress=progress)
             gens, first = generate(s, prompts, max_new, stop=fmt.stop, **kw), None
             if fmt.answer_step:  # Zero-shot-CoT: the answer step, greedy and short
-                first, gens = gens, generate(s, [p + g['text'] + fmt.answer_step for p, g in zip(prompts, gens)], 32, **{**kw, 'do_sample': False})
+                first, gens = gens, generate(s, [p + g['text'] + fmt.answer_step for p, g in zip(prompts, gens)], 32,
+                                             **{**kw, 'do_sample': False})
             for j, ((e, k), g) in enumerate(zip(part, gens)):
                 if (e.id, k) in done: continue
                 row = _score_row(name, fmt, e, k, g, first[j] if first else None)
@@ -234,6 +246,7 @@ def _evaluate(s, examples, fmt, name, out, samples, do_sample, temperature, top_
         if f: f.close()
     rows = [done[(e.id, k)] for e in examples for k in range(samples)]
     n = max(len(rows), 1)
-    return Evaluation(name, fmt.name, len(rows), sum(r['strict_correct'] for r in rows) / n, sum(r['flexible_correct'] for r in rows) / n,
+    return Evaluation(name, fmt.name, len(rows), sum(r['strict_correct'] for r in rows) / n,
+                      sum(r['flexible_correct'] for r in rows) / n,
                       rows, sum(r['new_tokens'] for r in rows[-len(todo):]) if todo else 0, time.perf_counter() - t0,
                       sum(bool(r['truncated']) for r in rows), Path(out) if out else None)

@@ -53,7 +53,8 @@ def self_taught_rationales(c:Config, r:Round)->list:
     if wrong:
         hinted = [dataclasses.replace(e, question=e.question + HINT.format(a=e.answer)) for e in wrong]
         ev = evaluate(load_student(str(r.prev.final)), hinted, c.rationale_format, dataset=c.dataset,
-                      out=r.out/'rationalize.jsonl', max_new=c.max_new, batch_size=64, seed=c.seed, shots=shots(c, r.exs))
+                      out=r.out/'rationalize.jsonl', max_new=c.max_new, batch_size=64, seed=c.seed,
+                      shots=shots(c, r.exs))
         keep += [x for x in ev.rows if x['strict_correct']]
     seen, out = set(), []
     for x in keep:
@@ -68,8 +69,10 @@ def learn_to_reason(dataset:str='coin_flip', # any registered dataset
                     self_reflection:bool=True, # the triplet loss; False is the paper's ablation
                     star:bool=False, # the STaR-style comparison instead: the student's own rationales, no teacher's
                     progress:bool=False, # progress bars
-                    **params, # any other `Config` parameter (teacher, student, exam_samples, round_epochs, data, out, ...)
+                    **params,
+                    # any other `Config` parameter (teacher, student, exam_samples, round_epochs, data, out, ...)
                    )->RunResult:
     "Learn-to-Reason's tailored multi-round learning on `dataset`"
-    return run(method_config('learn_to_reason', self_reflection=self_reflection, star=star, dataset=dataset, rounds=rounds, **params),
+    return run(method_config('learn_to_reason', self_reflection=self_reflection, star=star, dataset=dataset,
+                             rounds=rounds, **params),
                progress)

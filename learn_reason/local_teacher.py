@@ -37,8 +37,10 @@ class LocalTeacher(Teacher):
             self._tok = AutoTokenizer.from_pretrained(self.model, **kw)
             self._lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, **kw).to(dev).eval()
         except OSError as e:
-            raise TeacherError(f'cannot load {self.model!r}: not a local folder, and not in the Hugging Face cache '
-                               f'({"offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "the hub did not provide it"}): {str(e)[:120]}') from None
+            raise TeacherError(
+                f'cannot load {self.model!r}: not a local folder, and not in the Hugging Face cache '
+                f'({"offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "the hub did not provide it"}): '
+                f'{str(e)[:120]}') from None
         if self._tok.pad_token_id is None: self._tok.pad_token = self._tok.eos_token
 
 # %% ../nbs/12_local.ipynb #37e24b2c
@@ -55,14 +57,17 @@ def _generate(self:LocalTeacher, r:Request)->Completion:
         self.load()
         enc = {k: v.to(self._lm.device) for k, v in self._inputs(r).items()}
         kw = dict(max_new_tokens=r.max_tokens, do_sample=bool(r.temperature), pad_token_id=self._tok.pad_token_id)
-        if r.temperature: kw.update(temperature=r.temperature, top_p=r.top_p or 1.0); torch.manual_seed(int(r.key(), 16) % 2**31)
+        if r.temperature:
+            kw.update(temperature=r.temperature, top_p=r.top_p or 1.0)
+            torch.manual_seed(int(r.key(), 16) % 2**31)
         with torch.no_grad(): out = self._lm.generate(**enc, **kw)
         new = out[0, enc['input_ids'].shape[1]:]
         text = self._tok.decode(new, skip_special_tokens=True)
         ended = len(new) < r.max_tokens or int(new[-1]) == self._tok.eos_token_id
         for s in r.stop or []:
             if s in text: text, ended = text[:text.index(s)], True
-        return Completion(text, 'stop' if ended else 'length', int(enc['input_ids'].shape[1]), int(len(new)), self.model)
+        return Completion(text, 'stop' if ended else 'length', int(enc['input_ids'].shape[1]),
+                          int(len(new)), self.model)
 
 async def _acomplete(self:LocalTeacher, r:Request)->Completion: return await asyncio.to_thread(self._generate, r)
 

@@ -21,7 +21,7 @@ __all__ = ['peer_review', 'feedback', 'is_member', 'check_members', 'training_pa
 # %% ../nbs/22_mapd.ipynb #722b07a8
 @step('select', 'peer_review')
 def peer_review(c:Config, r:Round)->list:
-    "The round's rationales with their reviewers' `scores` and whether each is `accepted` (mean valid score > threshold)"
+    "The round's rationales with their reviewers' `scores` and whether each is `accepted` (mean valid score > threshold)"  # noqa: E501
     inputs = [dict(id=x['id'], rationale=x['rationale'], teacher=x['teacher']) for x in r.rats]
     rows = teacher_stage(c, 'review', r.exs, r.out/'reviews.jsonl', True, r.progress, inputs=inputs)
     scores = defaultdict(list)
@@ -99,7 +99,8 @@ def mapd(dataset:str='coin_flip', # any registered dataset
          **params, # any other `Config` parameter (committee, alpha, review_threshold, rounds, data, out, ...)
         )->RunResult:
     "MAPD on `dataset`: the committee's feedback and (peer-reviewed) rationales for the student's mistakes"
-    return run(method_config('mapd', review=review, dataset=dataset, feedback_teacher=feedback_teacher, **params), progress)
+    return run(method_config('mapd', review=review, dataset=dataset, feedback_teacher=feedback_teacher, **params),
+               progress)
 
 def mapd_replay(dataset:str='svamp', **params)->RunResult:
     "MAPD on its released mistakes and teachers (`../shared/data/teacher_outputs/mapd`), replayed through the pipeline"

@@ -30,14 +30,17 @@ class OpenAITeacher(Teacher):
     "A teacher behind the official `openai` client: OpenAI or any OpenAI-compatible server"
     def __init__(self, name:str='openai', # the `[teacher.NAME]` section of settings.ini
                  base_url:str|None=None, model:str|None=None, api_key_env:str|None=None,
-                 concurrency:int|None=None, rpm:int|None=None, tpm:int|None=None, timeout:float|None=None, max_retries:int|None=None):
+                 concurrency:int|None=None, rpm:int|None=None, tpm:int|None=None, timeout:float|None=None,
+                 max_retries:int|None=None):
         self.name = name
         self.base_url = teacher_setting(name, 'base_url', base_url, 'https://api.openai.com/v1')
         self.model = teacher_setting(name, 'model', model)
-        if not self.model: raise TeacherError(f'teacher {name!r} has no model: set teacher.{name}.model in settings.ini')
+        if not self.model:
+            raise TeacherError(f'teacher {name!r} has no model: set teacher.{name}.model in settings.ini')
         self.key_env = teacher_setting(name, 'api_key_env', api_key_env, 'OPENAI_API_KEY')
         self.concurrency = int(teacher_setting(name, 'concurrency', concurrency, 32))
-        self.rpm, self.tpm = (int(v) if v else None for v in (teacher_setting(name, 'rpm', rpm), teacher_setting(name, 'tpm', tpm)))
+        self.rpm, self.tpm = (int(v) if v else None for v in (teacher_setting(name, 'rpm', rpm),
+                                                              teacher_setting(name, 'tpm', tpm)))
         self.timeout = float(teacher_setting(name, 'timeout', timeout, 120))
         self.max_retries = int(teacher_setting(name, 'max_retries', max_retries, 6))
         self._key = os.environ.get(self.key_env) or ('no-key' if _local(self.base_url) else None)
@@ -48,10 +51,12 @@ class OpenAITeacher(Teacher):
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
             # checked here, not when the teacher is made: a dry run prices requests without a key
-            if not self._key: raise TeacherError(f'no API key for teacher {self.name!r}: set the environment variable {self.key_env}')
+            if not self._key:
+                raise TeacherError(f'no API key for teacher {self.name!r}: set the environment variable {self.key_env}')
             try: http = openai.DefaultAioHttpClient(timeout=self.timeout)
             except RuntimeError: http = None  # the openai client without its aiohttp extra: its default transport
-            self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout, http_client=http)}
+            self._clients = {loop: openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key, max_retries=0,
+                                                      timeout=self.timeout, http_client=http)}
         return self._clients[loop]
 
     async def aclose(self):
@@ -83,10 +88,13 @@ async def _acomplete(self:OpenAITeacher, r:Request)->Completion:
         resp = json.loads(raw.content)
     except openai.APIStatusError as e: raise self._status_error(e) from None
     except openai.APITimeoutError as e:  # the aiohttp transport reports a refused connection as a connect timeout
-        if isinstance(e.__cause__, httpx2.ConnectTimeout): raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__})') from None
+        if isinstance(e.__cause__, httpx2.ConnectTimeout):
+            raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__})') from None
         raise Retryable(f'no answer within {self.timeout:g} s') from None
-    except openai.APIConnectionError as e: raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__ or e})') from None
-    except (ValueError, openai.APIResponseValidationError) as e: raise Retryable(f'malformed reply ({type(e).__name__}: {str(e)[:80]})') from None
+    except openai.APIConnectionError as e:
+        raise Retryable(f'cannot connect to {self.base_url} ({e.__cause__ or e})') from None
+    except (ValueError, openai.APIResponseValidationError) as e:
+        raise Retryable(f'malformed reply ({type(e).__name__}: {str(e)[:80]})') from None
     try:
         ch = resp['choices'][0]
         text, u = (ch['message']['content'] if chat else ch['text']) or '', resp.get('usage') or {}

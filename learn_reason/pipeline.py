@@ -46,7 +46,8 @@ class Config:
     comparable:bool=False         # one format, sampling and schedule for every method (`recipes.COMPARABLE`)
     rationale_format:str|None=None; feedback_format:str|None=None # the student's formats
     prefix_weight:float|None=None # loss weight of prompt tokens (Learn-to-Reason 0.1)
-    reflection_weight:float|None=None; reflection_margin:float|None=None; reflection_repr:str|None=None # its triplet loss
+    # its triplet loss
+    reflection_weight:float|None=None; reflection_margin:float|None=None; reflection_repr:str|None=None
     diverse:int=8                 # D, rationales a question when `diverse` is on
     filter:str='answer'           # round 0's rationales: 'answer' (Fine-tune-CoT's filter) or 'none'
     round_filter:str|None=None    # later rounds without peer review: 'answer' or 'none' (default: `filter`)
@@ -54,8 +55,10 @@ class Config:
     exam_samples:int|None=None; exam_temperature:float|None=None; exam_top_p:float|None=None # the exam's sampling
     review_threshold:float|None=None # MAPD: accept when the reviewers' mean score exceeds this
     alpha:float|None=None         # MAPD: weight of the feedback term
-    feedback_teacher:str='mixed'  # MAPD: 'mixed' (a random teacher's feedback and accepted rationale) or one member's name
-    teacher_temperature:float|None=None; teacher_max_tokens:int|None=None # every teacher stage (None: each prompt's own)
+    # MAPD: 'mixed' (a random teacher's feedback and accepted rationale) or one member's name
+    feedback_teacher:str='mixed'
+    # every teacher stage (None: each prompt's own)
+    teacher_temperature:float|None=None; teacher_max_tokens:int|None=None
     eval_temperature:float|None=None; eval_top_p:float|None=None; eval_samples:int|None=None # test decoding
     few_shot:bool|None=None       # demonstrations before every training and test question (Learn-to-Reason)
     rationale_max_tokens:int|None=None # a training target's tokens at most
@@ -65,7 +68,8 @@ class Config:
     lora:bool=False; lora_r:int=16; lora_alpha:int=32 # train a LoRA adapter (rank, alpha) instead of every weight
     max_new:int|None=None         # new tokens per test output (default: per dataset)
     baselines:list=field(default_factory=list) # any of `BASELINES`
-    mistakes:str|None=None        # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
+    # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
+    mistakes:str|None=None
     seed:int=0
     out:str|None=None             # the run folder (default: runs_dir/method/<hash of the config>)
 
@@ -76,14 +80,16 @@ class ConfigError(UserError):
 def _check(ok:bool, name:str, want:str, got):
     if not ok: raise ConfigError(f'parameter {name}: expected {want}, got {got!r}')
 
-_WHOLE = dict(diverse=1, exam_samples=1, lora_r=1, lora_alpha=1, epochs=1, round_epochs=1, batch_size=1, seed=0, eval_samples=1,
+_WHOLE = dict(diverse=1, exam_samples=1, lora_r=1, lora_alpha=1, epochs=1, round_epochs=1,
+              batch_size=1, seed=0, eval_samples=1,
               rationale_max_tokens=1)                                                     # name: least value
 _MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1) # the same, or None
 _P = (lambda v: 0 < v <= 1, 'a number above 0, at most 1')
 _RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at most 2'), exam_top_p=_P, eval_top_p=_P,
                eval_temperature=(lambda v: 0 <= v <= 2, 'a number from 0 (greedy) to 2'),
                review_threshold=(lambda v: 0 <= v <= 5, 'a number from 0 to 5 (reviews score 1 to 5)'),
-               alpha=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'), prefix_weight=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
+               alpha=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
+               prefix_weight=(lambda v: 0 <= v <= 1, 'a number from 0 to 1'),
                reflection_weight=(lambda v: 0 <= v <= 10, 'a number from 0 to 10'),
                reflection_margin=(lambda v: 0 <= v <= 2, 'a number from 0 to 2 (cosine distances differ by at most 2)'),
                learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1'))
@@ -114,49 +120,61 @@ def _resolve(c:Config):
 
 def check_config(c:Config)->Config:
     "`c`, with its methods as a list, if every parameter has the right type and range; else a `ConfigError` naming it"
-    _check(isinstance(c.dataset, str) and (c.dataset in REGISTRY or any(c.dataset in s.aliases for s in REGISTRY.values())),
+    _check(isinstance(c.dataset, str)
+           and (c.dataset in REGISTRY or any(c.dataset in s.aliases for s in REGISTRY.values())),
            'dataset', f'one of {", ".join(REGISTRY)}', c.dataset)
     ms = [c.methods] if isinstance(c.methods, str) else c.methods
-    _check(isinstance(ms, (list, tuple)) and ms and all(isinstance(m, str) and (m in PRESETS or m in FLAGS) for m in ms),
+    _check(isinstance(ms, (list, tuple)) and ms
+           and all(isinstance(m, str) and (m in PRESETS or m in FLAGS) for m in ms),
            'methods', f'one or more of the presets {", ".join(PRESETS)} or flags {", ".join(FLAGS)}', c.methods)
     c.methods = list(ms)
     _check(isinstance(c.comparable, bool), 'comparable', 'True or False', c.comparable)
     _check(c.recipe is None or isinstance(c.recipe, str) and c.recipe in PAPERS, 'recipe',
            f'one of {", ".join(PAPERS)} (or None: the paper of the methods)', c.recipe)
-    _check(c.student is None or isinstance(c.student, str) and c.student.strip(), 'student', 'text (or None)', c.student)
+    _check(c.student is None or isinstance(c.student, str) and c.student.strip(), 'student',
+           'text (or None)', c.student)
     _resolve(c)
     for n, lo in _WHOLE.items(): _check(is_whole(getattr(c, n), lo), n, f'a whole number >= {lo}', getattr(c, n))
     for n, lo in _MAYBE_WHOLE.items():
         v = getattr(c, n); _check(v is None or is_whole(v, lo), n, f'a whole number >= {lo} (or None)', v)
     for n, (ok, want) in _RANGES.items(): v = getattr(c, n); _check(is_number(v) and ok(v), n, want, v)
-    for n, (ok, want) in _MAYBE_RANGES.items(): v = getattr(c, n); _check(v is None or is_number(v) and ok(v), n, want, v)
+    for n, (ok, want) in _MAYBE_RANGES.items():
+        v = getattr(c, n)
+        _check(v is None or is_number(v) and ok(v), n, want, v)
     for n in _TEXT: v = getattr(c, n); _check(v is None or isinstance(v, str) and v.strip(), n, 'text (or None)', v)
-    _check(c.split_rule in ('finetune_cot', 'published', 'template'), 'split_rule', "'finetune_cot', 'published' or 'template'",
-           c.split_rule)
+    _check(c.split_rule in ('finetune_cot', 'published', 'template'), 'split_rule',
+           "'finetune_cot', 'published' or 'template'", c.split_rule)
     _check(c.source is None or c.source in SOURCES, 'source', f'one of {", ".join(SOURCES)} (or None)', c.source)
-    for n in ('committee', 'feedback_teacher'): v = getattr(c, n); _check(isinstance(v, str) and v.strip(), n, 'text', v)
+    for n in ('committee', 'feedback_teacher'):
+        v = getattr(c, n)
+        _check(isinstance(v, str) and v.strip(), n, 'text', v)
     for n in ('filter', 'round_filter'):
-        v = getattr(c, n); _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
+        v = getattr(c, n)
+        _check(v in ('answer', 'none') or (n == 'round_filter' and v is None), n, "'answer' or 'none'", v)
     for n in ('rationale_format', 'feedback_format'):
         v = getattr(c, n); _check(isinstance(v, str) and v in FORMATS and FORMATS[v].trains, n,
                                   f'a trainable format ({", ".join(k for k, f in FORMATS.items() if f.trains)})', v)
     _check(c.reflection_repr in ('last', 'pool'), 'reflection_repr', "'last' or 'pool'", c.reflection_repr)
     _check(isinstance(c.few_shot, bool), 'few_shot', 'True or False', c.few_shot)
     _check(isinstance(c.lora, bool), 'lora', 'True or False', c.lora)
-    v = c.teacher_temperature; _check(v is None or is_number(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
-    _check(isinstance(c.schedule, str) and c.schedule in RECIPES, 'schedule', f'one of {", ".join(RECIPES)}', c.schedule)
+    v = c.teacher_temperature
+    _check(v is None or is_number(v) and 0 <= v <= 2, 'teacher_temperature', 'a number from 0 to 2 (or None)', v)
+    _check(isinstance(c.schedule, str) and c.schedule in RECIPES, 'schedule',
+           f'one of {", ".join(RECIPES)}', c.schedule)
     _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
            f'a list of {", ".join(BASELINES)}', c.baselines)
     _check_data(c)
     return c
 
 # %% ../nbs/19_pipeline.ipynb #0ed911f9
-BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot', 'teacher')  # 'teacher': the teacher(s) alone, on test
+# 'teacher': the teacher(s) alone, on test
+BASELINES = ('vanilla', 'zero_shot', 'zero_shot_cot', 'few_shot_cot', 'teacher')
 
 def make_config(**params)->Config:
     "A checked `Config` from keyword parameters (papermill's, the command line's, or a sweep cell's)"
     names = {f.name: f for f in dataclasses.fields(Config)}
-    if bad := sorted(set(params) - set(names)): raise ConfigError(f'unknown parameter {bad[0]!r}; valid: {", ".join(names)}')
+    if bad := sorted(set(params) - set(names)):
+        raise ConfigError(f'unknown parameter {bad[0]!r}; valid: {", ".join(names)}')
     return check_config(Config(**params))
 
 def effective_config(c:Config)->dict:
@@ -171,7 +189,8 @@ def method_config(paper:str, # a method: 'finetune_cot', 'learn_to_reason' or 'm
                   **params, # any other `Config` parameter; `diverse` > 1 turns on diverse reasoning
                  )->Config:
     "A checked configuration of one paper's method with its ablation switches"
-    for n, v in dict(self_reflection=self_reflection, review=review, star=star).items(): _check(isinstance(v, bool), n, 'True or False', v)
+    for n, v in dict(self_reflection=self_reflection, review=review, star=star).items():
+        _check(isinstance(v, bool), n, 'True or False', v)
     if paper not in PRESETS: raise ConfigError(f'method {paper!r}: expected one of {", ".join(PRESETS)}')
     d = params.setdefault('diverse', 1)
     _check(is_whole(d, 1), 'diverse', 'a whole number >= 1', d)
@@ -187,7 +206,7 @@ def flags(c:Config)->set:
     return {f for m in c.methods for f in (PRESETS.get(m) or (m,))}
 
 def n_rounds(c:Config)->int:
-    "Rounds after round 0: as configured, else two for Learn-to-Reason's tailoring (its poster shows 3 including round 0), one for MAPD's"
+    "Rounds after round 0: as configured, else two for Learn-to-Reason's tailoring (its poster shows 3 including round 0), one for MAPD's"  # noqa: E501
     if c.mistakes: return 1  # recorded mistakes come with recorded teachers, who can answer nothing else
     return c.rounds if c.rounds is not None else 2 if 'tailored' in flags(c) else 1 if flags(c) & ROUND_FLAGS else 0
 
@@ -220,11 +239,13 @@ def uses_committee(c:Config)->bool:
 
 def _teacher(c:Config, exs:list, committee:bool=False):
     t = get_teacher(c.committee if committee else c.teacher, [(e, spec(c.dataset).name) for e in exs])
-    if committee and not isinstance(t, Committee): raise ConfigError(f'parameter committee: {c.committee!r} is one teacher; peer review needs a committee')
+    if committee and not isinstance(t, Committee):
+        raise ConfigError(f'parameter committee: {c.committee!r} is one teacher; peer review needs a committee')
     return t
 
 # %% ../nbs/19_pipeline.ipynb #0d13a7e4
-def _rows(path:Path)->list: return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
+def _rows(path:Path)->list:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
 
 def _ordered(rows:list, exs:list)->list:
     "Stage rows in a fixed order (by question, then teacher, sample and input), whatever order their answers arrived in"
@@ -251,7 +272,8 @@ def shots(c:Config, exs:list)->str:
     "The demonstrations before every question when the recipe has `few_shot` (Learn-to-Reason's prefix)"
     if not c.few_shot: return ''
     if c.rationale_format != 'l2r': return few_shot_prompt(c.dataset, exs)
-    demos = [e for e in exs if getattr(e, 'rationale', None)][:3]  # the paper's own demos are hand-written, not published
+    # the paper's own demos are hand-written, not published
+    demos = [e for e in exs if getattr(e, 'rationale', None)][:3]
     return ''.join(''.join(render(FORMATS['l2r'], e)).rstrip() + '\n\n' for e in demos)
 
 def decoding(c:Config)->dict:
@@ -277,7 +299,8 @@ def train_round(c:Config, rows:list, test:list, init=None, negatives=None, alpha
     if c.reflection_repr != 'last': kw['reflection_repr'] = c.reflection_repr
     if c.feedback_format != 'mapd_feedback': kw['feedback_format'] = c.feedback_format
     return train(c.student, rows, c.rationale_format, store=run_dir(c).parent/'train', recipe=c.schedule,
-                 epochs=epochs or c.epochs, learning_rate=learning_rate or c.learning_rate, batch_size=c.batch_size, negatives=negatives,
+                 epochs=epochs or c.epochs, learning_rate=learning_rate or c.learning_rate, batch_size=c.batch_size,
+                 negatives=negatives,
                  cl_ratio=c.reflection_weight, margin=c.reflection_margin, feedback_alpha=alpha, eval_examples=test,
                  eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), init=init, seed=c.seed, shots=demos,
                  max_target=c.rationale_max_tokens, progress=progress, lora=lora_settings(c), **kw)
@@ -315,7 +338,8 @@ def sit_exam(c:Config, r:Round)->tuple: return exam(c, r.prev.final, r.exs, r.ou
 # %% ../nbs/19_pipeline.ipynb #7f9efc6f
 def rationale_rows(rows:list, text=lambda r: r['text'].strip())->list:
     "`{id, teacher, rationale, correct, own}` from a rationale stage's rows (`own`: the answer the rationale reaches)"
-    return [dict(id=r['id'], teacher=r['teacher'], rationale=text(r), correct=bool(r.get('strict_correct')), own=r.get('strict'))
+    return [dict(id=r['id'], teacher=r['teacher'], rationale=text(r), correct=bool(r.get('strict_correct')),
+                 own=r.get('strict'))
             for r in rows]
 
 @step('rationales')
@@ -337,8 +361,8 @@ def no_feedback(c:Config, r:Round)->None: return None
 @step('rows')
 def rationale_training_rows(c:Config, r:Round)->list:
     "One training row per accepted rationale: the question, its gold answer and the rationale"
-    return [dict(id=x['id'], question=r.by_id[x['id']].question, answer=r.by_id[x['id']].answer, rationale=x['rationale'],
-                 teacher=x['teacher']) for x in r.rats if x['accepted']]
+    return [dict(id=x['id'], question=r.by_id[x['id']].question, answer=r.by_id[x['id']].answer,
+                 rationale=x['rationale'], teacher=x['teacher']) for x in r.rats if x['accepted']]
 
 @step('negatives')
 def no_negatives(c:Config, r:Round)->None: return None
@@ -350,7 +374,8 @@ def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=F
     def at(slot:str):  # the slot's step, once a sweep's display has been told its name
         f = pick(slot, on); note_progress(f"round {k}: {f.__name__.replace('_', ' ')}"); return f
     r.wrong, r.exam_strict, r.exam_rows = (wrong, None, []) if wrong is not None else at('mistakes')(c, r)
-    info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong), mistaken_questions=len({w['id'] for w in r.wrong}))
+    info = dict(round=k, exam_strict=r.exam_strict, mistakes=len(r.wrong),
+                mistaken_questions=len({w['id'] for w in r.wrong}))
     if not r.wrong: return prev, dict(info, train_rows=0, **round_scores(prev))
     r.rats = at('rationales')(c, r)
     r.rats = at('select')(c, r)
@@ -358,7 +383,8 @@ def round_(c:Config, k:int, prev, exs:list, test:list, out:Path, progress:bool=F
     r.rows = at('rows')(c, r)
     r.negatives = at('negatives')(c, r)
     used = [x for x in r.rats if x['accepted']]
-    info.update(rationales=len(r.rats), accepted={t: sum(x['teacher'] == t for x in used) for t in dict.fromkeys(x['teacher'] for x in used)},
+    info.update(rationales=len(r.rats),
+                accepted={t: sum(x['teacher'] == t for x in used) for t in dict.fromkeys(x['teacher'] for x in used)},
                 questions_with_accepted=len({x['id'] for x in used}), train_rows=len(r.rows))
     if not r.rows: return prev, dict(info, **round_scores(prev))
     note_progress(f'round {k}: train')
@@ -387,14 +413,16 @@ def load_steps():
 
 # %% ../nbs/19_pipeline.ipynb #c14ab565
 def _save(out:Path, c:Config, rounds:list, base:dict):
-    (out/'results.json').write_text(json.dumps(dict(config=asdict(c), rounds=rounds, baselines=base), indent=1, default=str))
+    (out/'results.json').write_text(json.dumps(dict(config=asdict(c), rounds=rounds, baselines=base), indent=1,
+                                               default=str))
 
 def same_config(old:dict, new:dict)->bool:
     "Is `old` (a run folder's config.json) `new`? A parameter added since `old` was written must keep its default"
     where = lambda d: dict(d, out=str(Path(d['out']).resolve())) if d.get('out') else d  # one folder, however spelt
     old, new = where(old), where(new)
     defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
-    return all(old[k] == v if k in old else k in defaults and json.loads(json.dumps(defaults[k])) == v for k, v in new.items()) \
+    return all(old[k] == v if k in old else k in defaults and json.loads(json.dumps(defaults[k])) == v
+               for k, v in new.items()) \
         and set(old) <= set(new)
 
 def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
@@ -407,7 +435,8 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     with locked(out):  # one writer: a second process with this configuration waits, then finds every stage done
         cfg = json.loads(json.dumps(asdict(c), default=str))
         if (out/'config.json').is_file() and not same_config(json.loads((out/'config.json').read_text()), cfg):
-            raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete that folder)')
+            raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete '
+                              'that folder)')
         check_identity(out, _identity(c), 'method run')
         (out/'config.json').write_text(json.dumps(cfg, indent=1))
         return _run(c, out, progress)

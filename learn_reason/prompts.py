@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/prompts.html.md"""
 # %% ../nbs/04_prompts.ipynb #1da0e174
 from __future__ import annotations
 import re
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 
 # %% auto #0
 __all__ = ['ZS_COT_TRIGGER', 'ZS_COT_ANSWER', 'MAPD_SYSTEM', 'MAPD_SAMPLING', 'MAPD_FEEDBACK', 'MAPD_REVIEW', 'MAPD_QUESTION',
@@ -29,7 +29,8 @@ class Prompt:
 
     def messages(self)->list:
         "The chat messages for this prompt"
-        return ([dict(role='system', content=self.system)] if self.system else []) + [dict(role='user', content=self.text)]
+        return (([dict(role='system', content=self.system)] if self.system else [])
+                + [dict(role='user', content=self.text)])
 
 # %% ../nbs/04_prompts.ipynb #59762711
 ZS_COT_TRIGGER = "Let's think step by step."
@@ -39,28 +40,34 @@ def zs_cot(question:str, # the question, choices verbalised
            temperature:float=0.0, # 0.7 for Fine-tune-CoT's diverse reasoning
            max_tokens:int=128, endpoint:str='chat')->Prompt:
     "Zero-shot-CoT step 1: the reasoning prompt"
-    return Prompt('zs-cot', f'Q: {question}\nA: {ZS_COT_TRIGGER}', temperature=temperature, max_tokens=max_tokens, endpoint=endpoint)
+    return Prompt('zs-cot', f'Q: {question}\nA: {ZS_COT_TRIGGER}', temperature=temperature, max_tokens=max_tokens,
+                  endpoint=endpoint)
 
 def zs_cot_answer(question:str, # the same question
                   reasoning:str, # the teacher's step-1 completion, unstripped
                   endpoint:str='chat')->Prompt:
     "Zero-shot-CoT step 2: the reasoning prompt, its completion, and the answer trigger (greedy)"
-    return Prompt('zs-cot-answer', zs_cot(question).text + reasoning + ZS_COT_ANSWER, temperature=0.0, max_tokens=128, endpoint=endpoint)
+    return Prompt('zs-cot-answer', zs_cot(question).text + reasoning + ZS_COT_ANSWER, temperature=0.0, max_tokens=128,
+                  endpoint=endpoint)
 
 # %% ../nbs/04_prompts.ipynb #a2fbbc24
 MAPD_SYSTEM = 'You are a helpful assistant.'
 MAPD_SAMPLING = dict(temperature=0.8, max_tokens=512)
 
-MAPD_FEEDBACK = ("Imagine you are a teacher, I will give you one student's incorrect answer to a question. You should point out "
-                 "the mistakes in the student's answer.\nQuestion: {}\nStudent's Answer: {}\nHint: The correct answer should be {}.")
-MAPD_REVIEW = ("Imagine you are a reviewer, I will give you one submission about the rationale for a question. You should simulate "
-               "the peer-review process by evaluating the rationale based on its correctness and soundness. Let's think step by "
-               "step, but your final answer should only be one number, ranging from 1-5 (the higher the score is, the more possible "
-               "you think the rationale is correct). The score should be wrapped by square brackets, such as: [5].\n"
-               "Question: {}\nRationale: {}\nHint: The correct answer should be {}.")
+MAPD_FEEDBACK = ("Imagine you are a teacher, I will give you one student's incorrect answer to a question. You should "
+                 "point out the mistakes in the student's answer.\nQuestion: {}\nStudent's Answer: {}\nHint: The "
+                 "correct answer should be {}.")
+MAPD_REVIEW = ("Imagine you are a reviewer, I will give you one submission about the rationale for a question. You "
+               "should simulate the peer-review process by evaluating the rationale based on its correctness and "
+               "soundness. Let's think step by step, but your final answer should only be one number, ranging from 1-5 "
+               "(the higher the score is, the more possible you think the rationale is correct). The score should be "
+               "wrapped by square brackets, such as: [5].\nQuestion: {}\nRationale: {}\nHint: The correct answer "
+               "should be {}.")
 MAPD_QUESTION = dict(
-    strategyqa="Questions: {}\nLet's think step by step. First, you should answer \"true\" or \"false\". Then, you should explain how you drew this conclusion.",
-    logiqa="Question: {}\nLet's think step by step. First, you should answer with the letter of the correct option. Then, you should explain how you drew this conclusion.")
+    strategyqa="Questions: {}\nLet's think step by step. First, you should answer \"true\" or \"false\". Then, you "
+               "should explain how you drew this conclusion.",
+    logiqa="Question: {}\nLet's think step by step. First, you should answer with the letter of the correct option. "
+           "Then, you should explain how you drew this conclusion.")
 
 # %% ../nbs/04_prompts.ipynb #53f77633
 def mapd_feedback(question:str, attempt:str, gold:str)->Prompt:
@@ -90,10 +97,10 @@ def accepted(scores:list, threshold:float=3.0)->bool:
     return bool(valid) and sum(valid) / len(valid) > threshold
 
 # %% ../nbs/04_prompts.ipynb #6c42f6c5
-TAILORED = ("You are a patient teacher. A student answered the question below, but the answer is wrong. Find the first step "
-            "where the student's reasoning goes wrong and say in a sentence what is wrong with it. Then write \"Correct "
-            "solution:\" and solve the question correctly, step by step, as a solution that stands on its own. End with "
-            "\"Therefore, the answer is X.\"\n\nQuestion: {}\nStudent's answer: {}\nCorrect answer: {}")
+TAILORED = ("You are a patient teacher. A student answered the question below, but the answer is wrong. Find the first "
+            "step where the student's reasoning goes wrong and say in a sentence what is wrong with it. Then write "
+            "\"Correct solution:\" and solve the question correctly, step by step, as a solution that stands on its "
+            "own. End with \"Therefore, the answer is X.\"\n\nQuestion: {}\nStudent's answer: {}\nCorrect answer: {}")
 SOLUTION_MARK = 'Correct solution:'
 
 def tailored(question:str, attempt:str, gold:str, temperature:float=0.0, max_tokens:int=512)->Prompt:
@@ -113,7 +120,8 @@ def _pattern(template:str, names:list)->re.Pattern:
     return re.compile(''.join(re.escape(p) + (f'(?P<{n}>.*)' if i < len(names) else '')
                               for i, (p, n) in enumerate(zip(parts, names + [None]))) + r'\Z', re.S)
 
-_IDENTIFY = [('zs-cot-answer', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.(?P<reasoning>.*)\nTherefore, the answer is\Z", re.S), {}),
+_IDENTIFY = [('zs-cot-answer', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by "
+                                          r"step\.(?P<reasoning>.*)\nTherefore, the answer is\Z", re.S), {}),
              ('zs-cot', re.compile(r"Q: (?P<question>.*)\nA: Let's think step by step\.\Z", re.S), {}),
              ('feedback', _pattern(MAPD_FEEDBACK, ['question', 'attempt', 'gold']), {}),
              ('review', _pattern(MAPD_REVIEW, ['question', 'rationale', 'gold']), {}),

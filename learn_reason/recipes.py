@@ -22,7 +22,8 @@ class Recipe:
     prefix_weight:float=0.0              # loss weight of the prompt's tokens (0 masks them)
     reflection_weight:float=0.5          # Learn-to-Reason's `cl_ratio`: weight of the self-reflection triplet term
     reflection_margin:float=1.0          # its margin
-    reflection_repr:str='last'           # its representation: the 'last' real token's hidden state, or their mean 'pool'
+    # its representation: the 'last' real token's hidden state, or their mean 'pool'
+    reflection_repr:str='last'
     alpha:float=0.5                      # MAPD: weight of the feedback term
     review_threshold:float=3.0           # MAPD: a rationale is accepted when its reviewers' mean score exceeds this
     exam_samples:int=4                   # the exam's answers per training question
@@ -54,12 +55,13 @@ PAPERS = dict(
 ORIGINS = dict(
     finetune_cot='methods.md 1.1: ft_cot_token with the prompt masked, greedy tests, Zero-shot-CoT teacher at T=0 '
                  '(0.7 for diverse reasoning) and 128 tokens, AdamW 3e-4, batch 8, 20 epochs, best test epoch reported',
-    learn_to_reason='methods.md 2.1-2.4: few-shot prefix weighted 0.1, triplet loss cl_ratio 0.5, margin 1.0, last-token '
-                    'representation, exam of 4 samples at HF defaults (T=1), greedy tests stopping at a blank line, '
-                    'lr 7e-6, batch 16, 10 epochs, best test accuracy logged; its teacher prompt is not published '
-                    '(ours answers greedily, 512 tokens)',
-    mapd='methods.md 3.1: Alpaca rationale and feedback instructions, alpha 0.5, review mean > 3, exam and test sampled at '
-         'T=0.3, top-p 0.9, teachers at T=0.8 with 512 tokens, lr 1e-5 constant, batch 8 x 2, 10 epochs, last epoch',
+    learn_to_reason='methods.md 2.1-2.4: few-shot prefix weighted 0.1, triplet loss cl_ratio 0.5, margin 1.0, '
+                    'last-token representation, exam of 4 samples at HF defaults (T=1), greedy tests stopping at a '
+                    'blank line, lr 7e-6, batch 16, 10 epochs, best test accuracy logged; its teacher prompt is not '
+                    'published (ours answers greedily, 512 tokens)',
+    mapd='methods.md 3.1: Alpaca rationale and feedback instructions, alpha 0.5, review mean > 3, exam and test '
+         'sampled at T=0.3, top-p 0.9, teachers at T=0.8 with 512 tokens, lr 1e-5 constant, batch 8 x 2, 10 epochs, '
+         'last epoch',
 )
 
 TINY_SCHEDULE = dict(learning_rate=1e-3, batch_size=16, epochs=5)

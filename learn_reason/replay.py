@@ -11,7 +11,8 @@ from pathlib import Path
 from .teacher import Teacher, Request, Completion, Committee, TeacherError, approx_tokens
 from .cache import Cache
 from .run import Missing
-from .prompts import mapd_feedback, mapd_rationale, mapd_review, accepted, review_score
+# accepted, review_score: only this notebook's examples use them
+from .prompts import mapd_feedback, mapd_rationale, mapd_review, accepted, review_score  # noqa: F401
 
 # %% auto #0
 __all__ = ['MAPD_TEACHERS', 'ReplayTeacher', 'mapd_files', 'mapd_mistakes', 'mapd_tables', 'mapd_committee']
@@ -21,7 +22,8 @@ def _norm(text:str)->str: return ' '.join(text.split())
 
 class ReplayTeacher(Teacher):
     "Recorded answers as a teacher: from a cache (by request key) and/or a table of prompt text -> answer"
-    def __init__(self, name:str='replay', model:str='replay', # use the recorded model's name, so requests match the recorded ones
+    def __init__(self, name:str='replay',
+                 model:str='replay', # use the recorded model's name, so requests match the recorded ones
                  cache:Cache|None=None, # answers stored by an earlier run
                  table:dict|None=None, # `{prompt text: answer text}`
                 ):
@@ -43,13 +45,15 @@ def mapd_files(folder, dataset:str='svamp', student:str='Llama-2-7b-chat-hf')->d
     folder = Path(folder)
     found = {p: folder/f'{student}_{dataset}_{p}_round0.json' for p in ('false', 'feedback', 'rationale')}
     found = {p: f for p, f in found.items() if f.is_file()}
-    if not found: raise TeacherError(f'no MAPD files for {dataset} in {folder} (expected {student}_{dataset}_false_round0.json and the like)')
+    if not found: raise TeacherError(f'no MAPD files for {dataset} in {folder} (expected '
+                                     f'{student}_{dataset}_false_round0.json and the like)')
     return found
 
 def mapd_mistakes(folder, dataset:str='svamp')->list:
     "The student's wrong answers: `{id, question, attempt, gold}` dicts"
     rows = json.loads(mapd_files(folder, dataset)['false'].read_text())
-    return [dict(id=r['id'], question=r['question'], attempt=r['student_wrong_pred'], gold=r['gold_answer']) for r in rows]
+    return [dict(id=r['id'], question=r['question'], attempt=r['student_wrong_pred'], gold=r['gold_answer'])
+            for r in rows]
 
 # %% ../nbs/11_replay.ipynb #78e4773d
 def _others(name:str)->list: return [n for n in MAPD_TEACHERS if n != name]
@@ -59,7 +63,8 @@ def mapd_tables(folder, dataset:str='svamp')->dict:
     files, tables = mapd_files(folder, dataset), {n: {} for n in MAPD_TEACHERS}
     for r in json.loads(files['feedback'].read_text()) if 'feedback' in files else []:
         for n in MAPD_TEACHERS:
-            if r.get(f'{n}_feedback'): tables[n][mapd_feedback(r['question'], r['student_wrong_pred'], r['gold_answer']).text] = r[f'{n}_feedback']
+            if r.get(f'{n}_feedback'): tables[n][mapd_feedback(r['question'], r['student_wrong_pred'],
+                                                               r['gold_answer']).text] = r[f'{n}_feedback']
     for r in json.loads(files['rationale'].read_text()) if 'rationale' in files else []:
         for n in MAPD_TEACHERS:
             text, *scores = r.get(f'{n}_rationale') or [None]

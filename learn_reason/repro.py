@@ -8,9 +8,10 @@ Docs: https://learn-reason.github.io/learn_reason/repro.html.md"""
 from __future__ import annotations
 import ast, fnmatch, itertools, json, os, platform, re, shutil, subprocess, sys, threading, time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from .config import setting, UserError, PROGRESS_ENV, progress_line  # torch and the pipeline load only when a cell needs them
+# torch and the pipeline load only when a cell needs them
+from .config import setting, UserError, PROGRESS_ENV, progress_line
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config',
@@ -19,8 +20,8 @@ __all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEE
            'run_cell', 'running', 'watching', 'estimate', 'SweepResult', 'dry_run', 'sweep']
 
 # %% ../nbs/24_repro.ipynb #900c23b0
-METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)', tailored_learning='tailored multi-round learning (Wang et al.)',
-               mapd='MAPD / FAIR (Li et al.)')
+METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)',
+               tailored_learning='tailored multi-round learning (Wang et al.)', mapd='MAPD / FAIR (Li et al.)')
 PAPER = dict(finetune_cot='finetune_cot', tailored_learning='learn_to_reason', mapd='mapd')  # notebook -> its method
 
 def method_config(method:str, # a method notebook: 'finetune_cot', 'tailored_learning' or 'mapd'
@@ -31,7 +32,8 @@ def method_config(method:str, # a method notebook: 'finetune_cot', 'tailored_lea
     return config(PAPER[method], **params)
 
 # %% ../nbs/24_repro.ipynb #dd1335db
-BASELINE_NAMES = dict(vanilla='Fine-tune', zero_shot='Zero-shot', zero_shot_cot='Zero-shot-CoT', few_shot_cot='Few-shot-CoT')
+BASELINE_NAMES = dict(vanilla='Fine-tune', zero_shot='Zero-shot', zero_shot_cot='Zero-shot-CoT',
+                      few_shot_cot='Few-shot-CoT')
 
 def baseline_name(b:str)->str:
     "A baseline's name in the papers' tables (`teacher:<spec>` is one teacher alone on test)"
@@ -50,7 +52,8 @@ def method_name(cfg:dict)->str:
 
 def metric_rows(result)->list:
     "Flat rows (one per round and baseline) from a `RunResult` or a run's `results.json` dict"
-    r = result if isinstance(result, dict) else dict(config=result.config, rounds=result.rounds, baselines=result.baselines)
+    r = result if isinstance(result, dict) else dict(config=result.config, rounds=result.rounds,
+                                                     baselines=result.baselines)
     name, rows = method_name(r['config']), []
     from learn_reason.pipeline import PRESETS
     from learn_reason.recipes import paper_of
@@ -58,22 +61,26 @@ def metric_rows(result)->list:
     proto = 'comparable' if r['config'].get('comparable') else f"{r['config'].get('recipe') or paper}'s own"
     for x in r['rounds']:
         if 'last_strict' not in x: continue
-        rows.append(dict(method=name, round=x['round'], accuracy=_pct(x['last_strict']), flexible=_pct(x.get('last_flexible')),
-                         best_accuracy=_pct(x.get('best_strict')), best_epoch=x.get('best_epoch'), train_rows=x.get('train_rows'),
-                         wrong_answers=x.get('mistakes'), exam_accuracy=_pct(x.get('exam_strict'))))
+        rows.append(dict(method=name, round=x['round'], accuracy=_pct(x['last_strict']),
+                         flexible=_pct(x.get('last_flexible')),
+                         best_accuracy=_pct(x.get('best_strict')), best_epoch=x.get('best_epoch'),
+                         train_rows=x.get('train_rows'), wrong_answers=x.get('mistakes'),
+                         exam_accuracy=_pct(x.get('exam_strict'))))
         if x['round'] == 0 and x.get('teacher_rows'):
-            rows.append(dict(method='Teacher (ZS-CoT)', round=0, accuracy=round(100 * x['teacher_correct'] / x['teacher_rows'], 2), split='train'))
+            rows.append(dict(method='Teacher (ZS-CoT)', round=0,
+                             accuracy=round(100 * x['teacher_correct'] / x['teacher_rows'], 2), split='train'))
     for b, v in r.get('baselines', {}).items():
         rows.append(dict(method=baseline_name(b), round=0, accuracy=_pct(v.get('last_strict', v.get('strict'))),
-                         flexible=_pct(v.get('last_flexible', v.get('flexible'))), best_accuracy=_pct(v.get('best_strict', v.get('strict'))),
-                         best_epoch=v.get('best_epoch')))
+                         flexible=_pct(v.get('last_flexible', v.get('flexible'))),
+                         best_accuracy=_pct(v.get('best_strict', v.get('strict'))), best_epoch=v.get('best_epoch')))
     for x in rows: x.update(protocol=proto, paper=paper)  # which protocol each number came from; which paper it answers
     return rows
 
 def save_metrics(result, out=None)->Path:
     "Write a method notebook's `metrics.json` into its run folder (`out`, default: the result's)"
     p = Path(out or result.out)/'metrics.json'
-    p.write_text(json.dumps(dict(config=result.config, rounds=result.rounds, baselines=result.baselines, rows=metric_rows(result)), indent=1, default=str))
+    p.write_text(json.dumps(dict(config=result.config, rounds=result.rounds, baselines=result.baselines,
+                                 rows=metric_rows(result)), indent=1, default=str))
     return p
 
 # %% ../nbs/24_repro.ipynb #ef7b1596
@@ -95,7 +102,8 @@ def _find_nb(name:str, spec_path:Path)->Path:
         try:
             if (p := d/name).is_file(): return p.resolve()
         except OSError: pass  # a name too long for the file system is not found either
-    raise SpecError(f'{spec_path}: notebook {name!r} not found beside the spec, in {spec_path.parent.parent} or in {repro_dir()}')
+    raise SpecError(f'{spec_path}: notebook {name!r} not found beside the spec, in {spec_path.parent.parent} or in '
+                    f'{repro_dir()}')
 
 def notebook_params(nb:Path)->dict:
     "`{name: default}` of a notebook's `parameters` cell"
@@ -163,7 +171,8 @@ def load_spec(path, scale:str|None=None)->dict:
     if scale is not None or scales:
         if not scales: raise SpecError(f'{path}: --scale {scale}: the spec has no scales')
         scale = next(iter(scales)) if scale is None else scale
-        if scale not in scales: raise SpecError(f'{path}: scale {scale!r}: expected one of {", ".join(map(str, scales))}')
+        if scale not in scales:
+            raise SpecError(f'{path}: scale {scale!r}: expected one of {", ".join(map(str, scales))}')
         spec['defaults'] = {**spec['defaults'], **_want(path, f'scales.{scale}', scales[scale], dict, {})}
         spec['name'] = safe_name(f"{spec['name']}-{scale}", f'{path}: scale', SWEEP_TAKEN)
     spec['scale'] = scale
@@ -204,8 +213,10 @@ def expand(spec:dict)->list:
             grid = e.get('grid') or {}
             for vals in itertools.product(*grid.values()):
                 p = dict(base, **dict(zip(grid, vals)))
-                if bad := sorted(set(p) - set(known)): raise SpecError(f'{path}: {e["notebook"]} has no parameter {bad[0]!r} (it has {", ".join(known)})')
-                name = (e.get('name') or nb.stem) + ''.join(f'-{_part(k, v)}' for k, v in zip(grid, vals) if len(grid[k]) > 1)
+                if bad := sorted(set(p) - set(known)):
+                    raise SpecError(f'{path}: {e["notebook"]} has no parameter {bad[0]!r} (it has {", ".join(known)})')
+                name = (e.get('name') or nb.stem) + ''.join(f'-{_part(k, v)}'
+                                                            for k, v in zip(grid, vals) if len(grid[k]) > 1)
                 safe_name(name, f'{path}: {kind}[{i}] cell name', CELL_TAKEN)  # a notebook's stem, a long grid
                 cells.append(Cell(name, nb, {k: p[k] for k in p}, kind))
     names = [c.name for c in cells]
@@ -224,7 +235,8 @@ def status(d:Path, c:Cell)->str:
     if (d/'done.json').is_file():
         try: done = json.loads((d/'done.json').read_text())
         except json.JSONDecodeError: return 'partial'
-        return 'finished' if done.get('params') == c.params and done.get('notebook_sha') == _sha(c.notebook) else 'changed'
+        return ('finished' if done.get('params') == c.params and done.get('notebook_sha') == _sha(c.notebook)
+                else 'changed')
     if (d/'failed.json').is_file(): return 'failed'
     return 'partial' if d.is_dir() and any(d.iterdir()) else 'new'
 
@@ -235,10 +247,13 @@ def versions()->dict:
     def v(p):
         try: return version(p)
         except PackageNotFoundError: return None
-    pk = ('learn_reason', 'torch', 'transformers', 'peft', 'accelerate', 'datasets', 'openai', 'numpy', 'pandas', 'papermill', 'ray')
-    try: commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, cwd=Path(learn_reason.__file__).parent, timeout=10).stdout.strip() or None
+    pk = ('learn_reason', 'torch', 'transformers', 'peft', 'accelerate', 'datasets', 'openai', 'numpy', 'pandas',
+          'papermill', 'ray')
+    try: commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                                 cwd=Path(learn_reason.__file__).parent, timeout=10).stdout.strip() or None
     except Exception: commit = None
-    return dict(python=platform.python_version(), platform=platform.platform(), packages={p: v(p) for p in pk}, git_commit=commit)
+    return dict(python=platform.python_version(), platform=platform.platform(), packages={p: v(p) for p in pk},
+                git_commit=commit)
 
 def teacher_usage(d:Path)->dict:
     "Requests, tokens and cost per teacher model, from the ledgers of every stage in a cell's folder (all attempts)"
@@ -283,23 +298,28 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
     root = Path(root); d = _cell_dir(root, c)  # checked before anything is removed
     st = status(d, c)
     if st == 'finished': return _skipped(d)
-    if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)  # a changed cell starts again: its old rows are another run's
+    # a changed cell starts again: its old rows are another run's
+    if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)
     d.mkdir(parents=True, exist_ok=True)
     (d/'failed.json').unlink(missing_ok=True)
     params = _cell_params(c, d, root)
-    full = {**notebook_params(c.notebook), **params}  # the notebook's defaults too, so results can be grouped by any parameter
-    (d/'params.json').write_text(json.dumps(dict(notebook=c.notebook.name, kind=c.kind, params=full), indent=1, default=str))
+    # the notebook's defaults too, so results can be grouped by any parameter
+    full = {**notebook_params(c.notebook), **params}
+    (d/'params.json').write_text(json.dumps(dict(notebook=c.notebook.name, kind=c.kind, params=full), indent=1,
+                                            default=str))
     (d/'versions.json').write_text(json.dumps(versions(), indent=1))
     out_nb, t0 = d/c.notebook.name, time.time()
     base = dict(cell=c.name, kind=c.kind, notebook=str(out_nb), params=c.params, notebook_sha=_sha(c.notebook))
-    saved = _to_log(d/'kernel.log') if _IN_WORKER else None  # the kernel's own stderr goes to the cell's log, not the terminal
+    # the kernel's own stderr goes to the cell's log, not the terminal
+    saved = _to_log(d/'kernel.log') if _IN_WORKER else None
     was = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = str(d/'progress.json')  # the kernel inherits it: where the run says which stage it is in
     try:
         for attempt in range(3):
             try:
-                pm.execute_notebook(str(c.notebook), str(out_nb), parameters=params, kernel_name=kernel or kernel_name(), cwd=os.getcwd(),
-                                    progress_bar=False, log_output=False, start_timeout=300)
+                pm.execute_notebook(str(c.notebook), str(out_nb), parameters=params,
+                                    kernel_name=kernel or kernel_name(), cwd=os.getcwd(), progress_bar=False,
+                                    log_output=False, start_timeout=300)
                 break
             except RuntimeError as e:  # two kernels starting at once can pick the same free port: start again
                 if 'before replying to kernel_info' not in str(e) or attempt == 2: raise
@@ -307,7 +327,8 @@ def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
         if not (d/'metrics.json').is_file(): raise RuntimeError('the notebook finished without writing metrics.json')
     except Exception as e:
         err = f'{e.ename}: {e.evalue}' if isinstance(e, pm.PapermillExecutionError) else f'{type(e).__name__}: {e}'
-        info = dict(base, status='failed', seconds=round(time.time() - t0, 1), error=err.strip().splitlines()[-1] if err.strip() else err)
+        info = dict(base, status='failed', seconds=round(time.time() - t0, 1),
+                    error=err.strip().splitlines()[-1] if err.strip() else err)
         (d/'failed.json').write_text(json.dumps(info, indent=1, default=str))
         return info
     finally:
@@ -358,9 +379,12 @@ def _local(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
     import importlib
-    m, out = importlib.import_module('learn_reason.repro'), []  # the module's functions pickle by name, a notebook's would not
-    with ProcessPoolExecutor(jobs, mp_context=get_context('spawn'), initializer=m._worker_init, initargs=(threads,)) as ex:
-        for f in as_completed([ex.submit(m.run_cell, m.Cell(c.name, c.notebook, c.params, c.kind), root, resume) for c in cells]):
+    # the module's functions pickle by name, a notebook's would not
+    m, out = importlib.import_module('learn_reason.repro'), []
+    with ProcessPoolExecutor(jobs, mp_context=get_context('spawn'), initializer=m._worker_init,
+                             initargs=(threads,)) as ex:
+        for f in as_completed([ex.submit(m.run_cell, m.Cell(c.name, c.notebook, c.params, c.kind), root, resume)
+                               for c in cells]):
             out.append(f.result()); bar(out[-1])
     return out
 
@@ -370,7 +394,8 @@ def _ray(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list:
     addr = os.environ.get('RAY_ADDRESS')
     if not ray.is_initialized():
         ray.init(**(dict(address=addr) if addr else dict(num_cpus=jobs, include_dashboard=False)), log_to_driver=False,
-                 runtime_env=dict(env_vars={k: v for k, v in os.environ.items() if k.startswith(('LEARN_REASON_', 'HF_', 'TRANSFORMERS_'))} |
+                 runtime_env=dict(env_vars={k: v for k, v in os.environ.items()
+                                            if k.startswith(('LEARN_REASON_', 'HF_', 'TRANSFORMERS_'))} |
                                   dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))))
     import importlib
     task = ray.remote(num_cpus=1)(importlib.import_module('learn_reason.repro').run_cell)
@@ -393,12 +418,14 @@ def estimate(c:Cell, root)->dict:
     p = {**notebook_params(c.notebook), **c.params}
     p.pop('out', None)
     cfg = method_config(c.method, **p)
-    if cfg.mistakes: return dict(requests=0, cached=0, usd_bound=0.0, later_requests_max=0, later_usd_bound=0.0, shared=None)  # all replayed
+    # all replayed
+    if cfg.mistakes:
+        return dict(requests=0, cached=0, usd_bound=0.0, later_requests_max=0, later_usd_bound=0.0, shared=None)
     try: tr, _ = task(cfg)
     except Exception as e: return dict(error=f'{type(e).__name__}: {e}'.splitlines()[0])
     d = cfg.diverse if 'diverse' in flags(cfg) else 1
-    e = stage(_teacher(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr, out=Path(root)/c.name/'r0'/'teacher.jsonl',
-              dry_run=True, **teacher_sampling(cfg)).estimate
+    e = stage(_teacher(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr,
+              out=Path(root)/c.name/'r0'/'teacher.jsonl', dry_run=True, **teacher_sampling(cfg)).estimate
     k = n_rounds(cfg)
     if k and not cfg.mistakes:
         m = len(tr) * cfg.exam_samples
@@ -408,8 +435,10 @@ def estimate(c:Cell, root)->dict:
             later = k * (len(tr) * n + len(tr) * n * (n - 1) * ('peer_review' in flags(cfg)) + m * n)
         else: later = k * m
     else: later = 0
-    per = e['usd_bound'] / e['requests'] if e['usd_bound'] is not None and e['requests'] else (0.0 if e['usd_bound'] is not None else None)
-    shared = json.dumps([cfg.teacher, cfg.dataset, cfg.source, cfg.data, cfg.train_limit, d], sort_keys=True, default=str)
+    per = (e['usd_bound'] / e['requests'] if e['usd_bound'] is not None and e['requests']
+           else (0.0 if e['usd_bound'] is not None else None))
+    shared = json.dumps([cfg.teacher, cfg.dataset, cfg.source, cfg.data, cfg.train_limit, d], sort_keys=True,
+                        default=str)
     return dict(requests=e['requests'], cached=e['cached'], usd_bound=e['usd_bound'], later_requests_max=later,
                 later_usd_bound=None if per is None else per * later, shared=shared)
 
@@ -422,7 +451,8 @@ class SweepResult:
     def failed(self)->list: return [c for c in self.cells if c.get('status') == 'failed']
     def table(self):
         import pandas as pd
-        return pd.DataFrame([{k: c.get(k) for k in ('cell', 'kind', 'status', 'skipped', 'seconds', 'error')} for c in self.cells])
+        return pd.DataFrame([{k: c.get(k) for k in ('cell', 'kind', 'status', 'skipped', 'seconds', 'error')}
+                             for c in self.cells])
     def _repr_html_(self): return self.table()._repr_html_()
 
 def _select(cells:list, only:str|None)->list:
@@ -440,16 +470,20 @@ def dry_run(spec, only=None, root=None, file=None, scale=None)->list:
     for c in _select(expand(spec), only):
         e = estimate(c, root) if c.kind == 'runs' else {}
         first = seen.setdefault(e.get('shared'), c.name) == c.name or e.get('shared') is None
-        rows.append(dict(cell=c.name, notebook=c.notebook.name, status=status(root/c.name, c), **e, same_round0_as=None if first else seen[e['shared']]))
+        rows.append(dict(cell=c.name, notebook=c.notebook.name, status=status(root/c.name, c), **e,
+                         same_round0_as=None if first else seen[e['shared']]))
         # cells with the same round-0 teacher requests pay once: the second finds them in the cache
         if first: usd = None if usd is None or e.get('usd_bound', 0) is None else usd + e.get('usd_bound', 0)
         later = None if later is None or e.get('later_usd_bound', 0) is None else later + e.get('later_usd_bound', 0)
     for r in rows:
-        est = '' if 'requests' not in r else ((f"round 0 as {r['same_round0_as']}" if r['same_round0_as'] else f"{r['requests']} requests (+{r['cached']} cached)")
-                                              + (f", ≤ {r['later_requests_max']} in later rounds" if r['later_requests_max'] else ''))
+        est = '' if 'requests' not in r else ((f"round 0 as {r['same_round0_as']}" if r['same_round0_as']
+                                               else f"{r['requests']} requests (+{r['cached']} cached)")
+                                              + (f", ≤ {r['later_requests_max']} in later rounds"
+                                                 if r['later_requests_max'] else ''))
         print(f"{r['status']:9} {r['cell']:40} {r['notebook']:28} {r.get('error', est)}", file=file)
     fmt = lambda x: 'unknown (a model has no price in settings.ini)' if x is None else f'${x:.4f}'
-    print(f'{len(rows)} cells in {root}; round-0 teacher cost at most {fmt(usd)}; later rounds at most {fmt(later)} more', file=file)
+    print(f'{len(rows)} cells in {root}; round-0 teacher cost at most {fmt(usd)}; later rounds at most '
+          f'{fmt(later)} more', file=file)
     return rows
 
 def sweep(spec, # a spec's path, or a loaded spec

@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/results.html.md"""
 
 # %% ../nbs/25_results.ipynb #a4d4f17d
 from __future__ import annotations
-import html, json, os
+import html, json
 from pathlib import Path
 import pandas as pd
 from .stage import input_key
@@ -23,7 +23,7 @@ def _flat(v): return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list,
 def gather(sweep_dir, # a sweep's folder (`runs/<sweep>`)
            kind:str='runs', # 'runs' (method runs) or 'reports'
           )->pd.DataFrame:
-    "One row per (cell, method, round) of every finished cell, with the cell's parameters as columns (named in `.attrs['params']`)"
+    "One row per (cell, method, round) of every finished cell, with the cell's parameters as columns (named in `.attrs['params']`)"  # noqa: E501
     rows, names = [], set()
     for d in sorted(Path(sweep_dir).iterdir()) if Path(sweep_dir).is_dir() else []:
         m, p = d/'metrics.json', d/'params.json'
@@ -31,7 +31,9 @@ def gather(sweep_dir, # a sweep's folder (`runs/<sweep>`)
         info = json.loads(p.read_text())
         if info.get('kind', 'runs') != kind: continue
         params = {k: _flat(v) for k, v in info['params'].items() if k not in ('out', 'sweep_dir')}
-        for r in json.loads(m.read_text()).get('rows', []): rows.append({'cell': d.name, 'notebook': info['notebook'], **params, **r})  # a metric wins over a parameter of its name
+        # a metric wins over a parameter of its name
+        for r in json.loads(m.read_text()).get('rows', []):
+            rows.append({'cell': d.name, 'notebook': info['notebook'], **params, **r})
         names.update(params)
     df = pd.DataFrame(rows)
     df.attrs['params'] = sorted(names - {'cell', 'notebook'})
@@ -46,7 +48,8 @@ def open_sweep(name:str, # the notebook's name: its outputs go to `<sweep_dir>/<
     sweep_dir = Path(sweep_dir or Path(setting('runs_dir'))/'demo')
     out = Path(out or sweep_dir/name); out.mkdir(parents=True, exist_ok=True)
     df = gather(sweep_dir)
-    if df.empty: print(f'no finished runs in {sweep_dir}: run `make demo` or `learn-reason repro SPEC` first; the paper\'s numbers are shown alone')
+    if df.empty: print(f'no finished runs in {sweep_dir}: run `make demo` or `learn-reason repro SPEC` first; the '
+                       'paper\'s numbers are shown alone')
     return sweep_dir, out, df
 
 def sweep_runs(sweep_dir, notebook:str|None=None)->list:
@@ -74,7 +77,8 @@ def ablation(df:pd.DataFrame, # `gather`'s rows (or a subset)
     if df.empty: return df
     vary = [vary] if isinstance(vary, str) else list(vary)
     ref = reference or min(df.cell.unique(), key=lambda c: (len(c), c))
-    if ref not in set(df.cell): raise ValueError(f'reference cell {ref!r} is not among the rows (cells: {", ".join(sorted(df.cell.unique()))})')
+    if ref not in set(df.cell):
+        raise ValueError(f'reference cell {ref!r} is not among the rows (cells: {", ".join(sorted(df.cell.unique()))})')
     keys = [k for k in df.attrs.get('params', []) if k in df.columns and k not in set(vary) | set(IGNORED)]
     want = df[df.cell == ref].iloc[0]
     same = pd.Series(True, index=df.index)
@@ -167,9 +171,11 @@ def run_samples(run_dir, # a method run's folder (a sweep cell's)
     for qid in list(dict.fromkeys(r['id'] for r in t0))[:n]:
         rs = [r for r in t0 if r['id'] == qid]
         out.append(dict(round=0, id=qid, question=rs[0]['question'], gold=rs[0]['gold'],
-                        rationales=[dict(teacher=r['teacher'], text=(r.get('reasoning') or '').strip(), answer=r.get('strict'), correct=r.get('strict_correct')) for r in rs]))
+                        rationales=[dict(teacher=r['teacher'], text=(r.get('reasoning') or '').strip(),
+                                         answer=r.get('strict'), correct=r.get('strict_correct')) for r in rs]))
     for d in sorted(run_dir.glob('r[1-9]*'), key=lambda p: int(p.name[1:])):
-        exam, rats, revs, fbs = (_jl(d/f) for f in ('exam.jsonl', 'rationales.jsonl', 'reviews.jsonl', 'feedback.jsonl'))
+        exam, rats, revs, fbs = (_jl(d/f) for f in ('exam.jsonl', 'rationales.jsonl', 'reviews.jsonl',
+                                                    'feedback.jsonl'))
         wrong = [r for r in exam if not r.get('strict_correct')]
         for qid in list(dict.fromkeys(r['id'] for r in wrong))[:n]:
             q = next((r for r in rats if r['id'] == qid), None)
@@ -177,11 +183,14 @@ def run_samples(run_dir, # a method run's folder (a sweep cell's)
             rl = []
             for r in (r for r in rats if r['id'] == qid):
                 key = (r['teacher'], r['input']) if r['prompt'] == 'tailored' else None
-                scores = [dict(reviewer=v['teacher'], score=v['score'], text=v['text'].strip()) for v in revs if v['id'] == qid and v.get('of') == r['teacher']]
-                rl.append(dict(teacher=r['teacher'], text=r['text'].strip(), correct=r.get('strict_correct'), reviews=scores))
-            fb = [dict(teacher=f['teacher'], attempt=a, text=f['text'].strip()) for a in atts for f in fbs if f['id'] == qid and f['input'] == input_key('', a)]
-            out.append(dict(round=int(d.name[1:]), id=qid, question=q['question'] if q else '', gold=q['gold'] if q else '',
-                            attempts=atts, rationales=rl, feedback=fb))
+                scores = [dict(reviewer=v['teacher'], score=v['score'], text=v['text'].strip()) for v in revs
+                          if v['id'] == qid and v.get('of') == r['teacher']]
+                rl.append(dict(teacher=r['teacher'], text=r['text'].strip(), correct=r.get('strict_correct'),
+                               reviews=scores))
+            fb = [dict(teacher=f['teacher'], attempt=a, text=f['text'].strip()) for a in atts for f in fbs
+                  if f['id'] == qid and f['input'] == input_key('', a)]
+            out.append(dict(round=int(d.name[1:]), id=qid, question=q['question'] if q else '',
+                            gold=q['gold'] if q else '', attempts=atts, rationales=rl, feedback=fb))
     return out
 
 # %% ../nbs/25_results.ipynb #5a7a382e
@@ -189,29 +198,35 @@ def _e(x)->str: return html.escape(str(x))
 
 def _mark(ok)->str: return '' if ok is None else (' <span class="ok">✓</span>' if ok else ' <span class="bad">✗</span>')
 
-SAMPLE_CSS = """<style>.samples details{margin:.4em 0;padding:.3em .6em;border:1px solid #ddd;border-radius:4px}
-.samples pre{white-space:pre-wrap;background:#f7f7f7;padding:.4em;margin:.2em 0}.samples .ok{color:#080}.samples .bad{color:#b00}
-.samples .score{font-weight:bold}</style>"""
+SAMPLE_CSS = ('<style>.samples details{margin:.4em 0;padding:.3em .6em;border:1px solid #ddd;border-radius:4px}\n'
+              '.samples pre{white-space:pre-wrap;background:#f7f7f7;padding:.4em;margin:.2em 0}'
+              '.samples .ok{color:#080}.samples .bad{color:#b00}\n'
+              '.samples .score{font-weight:bold}</style>')
 
 def samples_html(samples:list)->str:
     "Sample studies as HTML: one collapsible section per question, its stages inside"
     parts = [SAMPLE_CSS, '<div class="samples">']
     for s in samples:
-        parts.append(f"<details><summary>round {s['round']} · {_e(s['id'])} · gold <b>{_e(s['gold'])}</b></summary><pre>{_e(s['question'])}</pre>")
+        parts.append(f"<details><summary>round {s['round']} · {_e(s['id'])} · gold "
+                     f"<b>{_e(s['gold'])}</b></summary><pre>{_e(s['question'])}</pre>")
         for a in s.get('attempts', []): parts.append(f'<p>student\'s wrong answer:</p><pre>{_e(a)}</pre>')
         for r in s.get('rationales', []):
             mean = [v['score'] for v in r.get('reviews', []) if 1 <= v['score'] <= 5]
-            rev = ''.join(f"<li>{_e(v['reviewer'])}: <span class='score'>{v['score']}</span></li>" for v in r.get('reviews', []))
+            rev = ''.join(f"<li>{_e(v['reviewer'])}: <span class='score'>{v['score']}</span></li>"
+                          for v in r.get('reviews', []))
             avg = f" · review mean <span class='score'>{sum(mean) / len(mean):.2f}</span>" if mean else ''
-            parts.append(f"<p>{_e(r['teacher'])}'s rationale{_mark(r.get('correct'))}{avg}</p><pre>{_e(r['text'])}</pre>" + (f'<ul>{rev}</ul>' if rev else ''))
+            parts.append(f"<p>{_e(r['teacher'])}'s rationale{_mark(r.get('correct'))}{avg}</p>"
+                         f"<pre>{_e(r['text'])}</pre>" + (f'<ul>{rev}</ul>' if rev else ''))
         for f in s.get('feedback', []): parts.append(f"<p>{_e(f['teacher'])}'s feedback</p><pre>{_e(f['text'])}</pre>")
         parts.append('</details>')
     return '\n'.join(parts + ['</div>'])
 
 # %% ../nbs/25_results.ipynb #ae063a25
-REPORT_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left}
-.failed{color:#b00}.finished{color:#080}img{max-width:100%;border:1px solid #eee;margin:.5em 0}h3{margin-top:2em}"""
+REPORT_CSS = ('body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\n'
+              'table{border-collapse:collapse;font-size:.9em;margin:.5em 0}'
+              'td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left}\n'
+              '.failed{color:#b00}.finished{color:#080}img{max-width:100%;border:1px solid #eee;margin:.5em 0}'
+              'h3{margin-top:2em}')
 
 def render_notebook(nb:Path)->Path|None:
     "An executed notebook as HTML beside it (images embedded; no web resources needed)"
@@ -233,35 +248,46 @@ def write_report(root, spec:dict|None=None, render:bool=True)->Path:
     cells = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and (p/'params.json').is_file()):
         info = json.loads((d/'params.json').read_text())
-        st = json.loads((d/'done.json').read_text()) if (d/'done.json').is_file() else json.loads((d/'failed.json').read_text()) if (d/'failed.json').is_file() else dict(status='unfinished')
+        st = (json.loads((d/'done.json').read_text()) if (d/'done.json').is_file()
+              else json.loads((d/'failed.json').read_text()) if (d/'failed.json').is_file()
+              else dict(status='unfinished'))
         cells.append((d, info, st))
     order = {n: i for i, n in enumerate(spec.get('cell_order', []))} if spec else {}
     rows, figs, top = [], [], []  # top: a report cell's claims table, which opens the page
     for d, info, st in sorted(cells, key=lambda x: (x[1].get('kind') != 'runs', order.get(x[0].name, 0), x[0].name)):
         nb = d/info['notebook']
         h = render_notebook(nb) if render and nb.is_file() else None
-        link = (f'<a href="{nb.relative_to(root)}">ipynb</a>' if nb.is_file() else '') + (f' · <a href="{h.relative_to(root)}">html</a>' if h else '')
+        link = ((f'<a href="{nb.relative_to(root)}">ipynb</a>' if nb.is_file() else '')
+                + (f' · <a href="{h.relative_to(root)}">html</a>' if h else ''))
         s = st.get('status', 'unfinished')
         err = f"<br><span class='failed'>{_e(st.get('error', ''))}</span>" if s == 'failed' else ''
         pr = info.get('params', {})  # which protocol its numbers come from: the shared one, or the paper's own recipe
-        proto = '' if info.get('kind') != 'runs' else 'comparable' if pr.get('comparable') else f"{pr.get('recipe') or 'paper'}'s own"
-        rows.append(f"<tr><td>{_e(d.name)}</td><td>{_e(info.get('kind', ''))}</td><td>{_e(proto)}</td><td class='{s}'>{s}{err}</td>"
+        proto = ('' if info.get('kind') != 'runs' else 'comparable' if pr.get('comparable')
+                 else f"{pr.get('recipe') or 'paper'}'s own")
+        rows.append(f"<tr><td>{_e(d.name)}</td><td>{_e(info.get('kind', ''))}</td><td>{_e(proto)}</td><td "
+                    f"class='{s}'>{s}{err}</td>"
                     f"<td>{st.get('seconds', '')}</td>"
                     f"<td>{_cost(st.get('teacher_usage'))}</td><td>{link}</td></tr>")
         if info.get('kind') == 'reports' and s == 'finished':
             items = [f'<h3>{_e(d.name)}</h3>']
-            for p in sorted(d.glob('*.png')): items.append(f'<img src="{p.relative_to(root)}" alt="{_e(p.stem)}"> <a href="{p.with_suffix(".svg").relative_to(root)}">svg</a>')
+            for p in sorted(d.glob('*.png')):
+                items.append(f'<img src="{p.relative_to(root)}" alt="{_e(p.stem)}"> '
+                             f'<a href="{p.with_suffix(".svg").relative_to(root)}">svg</a>')
             for p in sorted(d.glob('*.html')):
                 if p == h: continue
                 csv = f' <a href="{p.with_suffix(".csv").relative_to(root)}">csv</a>' * p.with_suffix('.csv').is_file()
-                if p.stem == 'claims_table': top.append(p.read_text() + csv + f' · from <a href="{h.relative_to(root) if h else nb.relative_to(root)}">{_e(d.name)}</a>')
-                elif p.stat().st_size > 20_000: items.append(f'<p><a href="{p.relative_to(root)}">{_e(p.stem)}</a>{csv}</p>')  # large: linked
+                if p.stem == 'claims_table':
+                    top.append(p.read_text() + csv + ' · from '
+                               f'<a href="{h.relative_to(root) if h else nb.relative_to(root)}">{_e(d.name)}</a>')
+                elif p.stat().st_size > 20_000:  # large: linked
+                    items.append(f'<p><a href="{p.relative_to(root)}">{_e(p.stem)}</a>{csv}</p>')
                 else: items.append(f'<h4>{_e(p.stem)}</h4>' + p.read_text() + csv)
             figs.append('\n'.join(items))
     name = spec['name'] if spec else root.name
     n_failed = sum(1 for _, _, st in cells if st.get('status') == 'failed')
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {_e(name)}</title><style>{REPORT_CSS}{SAMPLE_CSS[7:-8]}</style></head><body>"
-            f"<h1>sweep {_e(name)}</h1><p>{len(cells)} cells, {n_failed} failed. {_e((spec or {}).get('description', ''))}</p>"
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>sweep "
+            f"{_e(name)}</title><style>{REPORT_CSS}{SAMPLE_CSS[7:-8]}</style></head><body><h1>sweep "
+            f"{_e(name)}</h1><p>{len(cells)} cells, {n_failed} failed. {_e((spec or {}).get('description', ''))}</p>"
             + ("<h2>The papers' claims</h2>" + '\n'.join(top) if top else '') +
             "<h2>Cells</h2><table><tr><th>cell</th><th>kind</th><th>protocol</th><th>status</th><th>seconds</th><th>teacher</th><th>notebook</th></tr>"
             + ''.join(rows) + '</table><h2>Figures, tables and samples</h2>' + '\n'.join(figs) + '</body></html>')

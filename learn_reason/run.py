@@ -22,7 +22,7 @@ class Retryable(Exception):
     def __init__(self, msg:str, after:float|None=None): super().__init__(msg); self.after = after
 
 class Missing(Exception):
-    "This teacher has no answer for this request (a replay of something never recorded): that request fails, the run goes on"
+    "This teacher has no answer for this request (a replay of something never recorded): that request fails, the run goes on"  # noqa: E501
 
 def backoff(attempt:int, # 0 for the first retry
             after:float|None=None, # the server's Retry-After, seconds
@@ -46,7 +46,8 @@ class RateLimiter:
                 now = time.monotonic()
                 while self.sent and now - self.sent[0][0] >= self.window: self.sent.popleft()
                 used = sum(t for _, t in self.sent)
-                if (not self.rpm or len(self.sent) < self.rpm) and (not self.tpm or not self.sent or used + tokens <= self.tpm): break
+                if (not self.rpm or len(self.sent) < self.rpm) and (not self.tpm or not self.sent
+                                                                    or used + tokens <= self.tpm): break
                 await asyncio.sleep(self.window - (now - self.sent[0][0]) + 1e-3)
             self.sent.append((time.monotonic(), tokens))
 
@@ -68,8 +69,9 @@ class Run:
 
     def _repr_markdown_(self):
         usd = self.ledger.total('usd')
-        s = (f'**{self.done}/{len(self.completions)}** answered: {self.sent} sent, {self.cached} cached, {self.retries} retries, '
-             f'{len(self.failed)} failed, ${"?" if usd is None else f"{usd:.4f}"}, {self.seconds:.1f} s')
+        s = (f'**{self.done}/{len(self.completions)}** answered: {self.sent} sent, {self.cached} cached, '
+             f'{self.retries} retries, {len(self.failed)} failed, ${"?" if usd is None else f"{usd:.4f}"}, '
+             f'{self.seconds:.1f} s')
         return s + (f'  \n**stopped:** {self.stopped}' if self.stopped else '')
 
 # %% ../nbs/07_run.ipynb #2a3be581
@@ -115,7 +117,8 @@ def _progress(total:int, desc:str, show:bool):
 def _postfix(bar, run:Run):
     if bar.disable: return
     usd = run.ledger.total('usd')
-    bar.set_postfix(sent=run.sent, cached=run.cached, tokens=sum(r['prompt_tokens'] + r['completion_tokens'] for r in run.ledger.rows.values()),
+    bar.set_postfix(sent=run.sent, cached=run.cached,
+                    tokens=sum(r['prompt_tokens'] + r['completion_tokens'] for r in run.ledger.rows.values()),
                     usd='?' if usd is None else f'{usd:.4f}', refresh=False)
 
 # %% ../nbs/07_run.ipynb #6c5ab508
@@ -125,7 +128,8 @@ async def arun(teacher:Teacher, # who answers
                budget:float|Budget|None=None, # a hard cap in US dollars
                on_result=None, # `f(index, request, completion)`, called as each answer is ready (cached ones first)
                allow_truncated:bool=False, # also cache answers cut off at max_tokens
-               answered:dict|None=None, # `{request key: Completion}` this run already got another way (a batch): sent, not cached
+               # `{request key: Completion}` this run already got another way (a batch): sent, not cached
+               answered:dict|None=None,
                progress:bool=True, desc:str|None=None)->Run:
     "Answer `requests` with `teacher`: cache first, then concurrently with limits, retries and a budget"
     t0, budget = time.monotonic(), budget if isinstance(budget, Budget) else Budget(budget)
@@ -146,7 +150,8 @@ async def arun(teacher:Teacher, # who answers
         bar.update(len(by_key[key])); _postfix(bar, run)
         told[0] += len(by_key[key])
         if time.monotonic() - told[1] > 1 or told[0] == len(requests):
-            told[1] = time.monotonic(); note_progress(detail=f'{desc or teacher.name}: {told[0]}/{len(requests)} answers')
+            told[1] = time.monotonic()
+            note_progress(detail=f'{desc or teacher.name}: {told[0]}/{len(requests)} answers')
 
     hits.update({k: c for k, c in (answered or {}).items() if k in by_key})
     for key, c in hits.items():
@@ -191,25 +196,30 @@ async def arun(teacher:Teacher, # who answers
                 if not c.text or not c.text.strip(): raise Retryable('empty reply')
                 return c
             except Retryable as e:
-                if attempt == getattr(teacher, 'max_retries', 6): raise TeacherError(f'{teacher.name}: gave up after {attempt + 1} tries: {e}') if run.sent == 0 else _Unfinished(str(e))
+                if attempt == getattr(teacher, 'max_retries', 6):
+                    raise (TeacherError(f'{teacher.name}: gave up after {attempt + 1} tries: {e}') if run.sent == 0
+                           else _Unfinished(str(e)))
                 run.retries += 1
                 await asyncio.sleep(backoff(attempt, e.after))
 
     try:
-        results = await asyncio.gather(*[worker() for _ in range(max(1, min(teacher.concurrency, len(todo))))], return_exceptions=True)
+        results = await asyncio.gather(*[worker() for _ in range(max(1, min(teacher.concurrency, len(todo))))],
+                                       return_exceptions=True)
         if errs := [e for e in results if isinstance(e, BaseException)]: raise errs[0]
     finally:
         bar.close(); run.seconds = time.monotonic() - t0
         await teacher.aclose()  # connections belong to this event loop: close them before it ends
     return run
 
-class _Unfinished(Exception): "A request whose retries ran out while others succeeded: recorded as failed, the run goes on"
+class _Unfinished(Exception):
+    "A request whose retries ran out while others succeeded: recorded as failed, the run goes on"
 
 # %% ../nbs/07_run.ipynb #f541836d
 class Flaky(Teacher):
     "A test teacher: answers `text[::-1]`, but the first try at every `every`-th distinct request fails with `kind`"
     def __init__(self, every:int=3, kind:str='rate', delay:float=0.0, concurrency:int=8):
-        self.name, self.model, self.every, self.kind, self.delay, self.concurrency = 'flaky', 'flaky-1', every, kind, delay, concurrency
+        self.name, self.model, self.every, self.kind, self.delay, self.concurrency = (
+            'flaky', 'flaky-1', every, kind, delay, concurrency)
         self.calls, self.tries, self.max_retries, self.timeout = collections.Counter(), 0, 6, 5.0
 
     async def acomplete(self, r:Request)->Completion:
@@ -218,7 +228,8 @@ class Flaky(Teacher):
         if self.calls[r.key()] == 1 and int(r.key(), 16) % self.every == 0:
             if self.kind == 'rate': raise Retryable('429 rate limited', after=0.01)
             return Completion('', model=self.model)
-        return Completion(r.text[::-1], prompt_tokens=approx_tokens(r.text), completion_tokens=approx_tokens(r.text), model=self.model)
+        return Completion(r.text[::-1], prompt_tokens=approx_tokens(r.text), completion_tokens=approx_tokens(r.text),
+                          model=self.model)
 
 # %% ../nbs/07_run.ipynb #ca94cb55
 def sync(coro):

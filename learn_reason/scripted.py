@@ -7,9 +7,10 @@ Docs: https://learn-reason.github.io/learn_reason/scripted.html.md"""
 # %% ../nbs/10_scripted.ipynb #7b431af2
 from __future__ import annotations
 import ast, hashlib, random, re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
-from .prompts import identify, review_score, SOLUTION_MARK
+# review_score: only this notebook's examples use it
+from .prompts import identify, review_score, SOLUTION_MARK  # noqa: F401
 from .teacher import Teacher, Request, Completion, approx_tokens
 from .answers import extract_flexible, correct_flexible, answer_format
 from .data import Example, spec
@@ -69,8 +70,10 @@ def solve_coin_flip(q:str)->Solution|None:
             flip = (act == 'flips') != (i == err)   # the mistake: misreading whether this person flipped it
             heads ^= flip
             side = 'heads up' if heads else 'tails up'
-            steps.append(f'{p} flips it, so it is now {side}.' if flip else f'{p} does not flip it, so it stays {side}.')
-        steps.append(f'The coin ends {"heads" if heads else "tails"} up, so it is {"" if heads else "not "}still heads up.')
+            steps.append(f'{p} flips it, so it is now {side}.' if flip
+                         else f'{p} does not flip it, so it stays {side}.')
+        steps.append(f'The coin ends {"heads" if heads else "tails"} up, so it is '
+                     f'{"" if heads else "not "}still heads up.')
         return Solution(steps, 'yes' if heads else 'no', 'yesno', redo=make, n=len(acts))
     return make()
 
@@ -83,8 +86,10 @@ def solve_last_letters(q:str)->Solution|None:
     if not m: return None
     words = m.group(1).split()
     def make(err=None, rng=None)->Solution:
-        got = [(w[-2] if len(w) > 1 else w[0]) if i == err else w[-1] for i, w in enumerate(words)]  # the mistake: a letter too early
-        steps = [f'The last letter of "{w}" is "{c}".' for w, c in zip(words, got)] + [f'Concatenating them gives "{"".join(got)}".']
+        # the mistake: a letter too early
+        got = [(w[-2] if len(w) > 1 else w[0]) if i == err else w[-1] for i, w in enumerate(words)]
+        steps = [f'The last letter of "{w}" is "{c}".'
+                 for w, c in zip(words, got)] + [f'Concatenating them gives "{"".join(got)}".']
         return Solution(steps, ''.join(got), 'text', redo=make, n=len(words))
     return make()
 
@@ -101,7 +106,8 @@ def solve_shuffled_objects(q:str)->Solution|None:
     hold, verb = {}, 'has'
     for part in re.split(r', (?:and )?| and ', setup.split(':', 1)[1].strip().rstrip('.')):
         if m := _HOLD.match(part.strip()):
-            hold[m.group(1)] = m.group(3).strip(); verb = 'has' if m.group(2).startswith(('has', 'gets')) else m.group(2)
+            hold[m.group(1)] = m.group(3).strip()
+            verb = 'has' if m.group(2).startswith(('has', 'gets')) else m.group(2)
     body, _, opts = rest.partition('\nWhich choice is true?')
     swaps, who = _SWAP.findall(body), _WHO.search(body)
     choices = dict((l, t.strip()) for l, t in _CHOICES.findall(opts))
@@ -129,13 +135,21 @@ _OPS = [(re.compile(r'(\w+) gets (\d+) more (\w+)\.'), 'add'), (re.compile(r'(\w
 
 def _arith_step(kind:str, g:tuple, x:float)->tuple:
     "`(sentence, new x)` for one change to the quantity"
-    if kind == 'add': b, t = int(g[1]), g[2]; return f'Getting {b} more gives {_fmt(x)} + {b} = {_fmt(x + b)} {t}.', x + b
-    if kind == 'sub': b, t = int(g[1]), g[2]; return f'Giving away {b} leaves {_fmt(x)} - {b} = {_fmt(x - b)} {t}.', x - b
+    if kind == 'add':
+        b, t = int(g[1]), g[2]
+        return f'Getting {b} more gives {_fmt(x)} + {b} = {_fmt(x + b)} {t}.', x + b
+    if kind == 'sub':
+        b, t = int(g[1]), g[2]
+        return f'Giving away {b} leaves {_fmt(x)} - {b} = {_fmt(x - b)} {t}.', x - b
     if kind == 'groups':
         k, b, t = int(g[1]), int(g[2]), g[3]
-        return f'{k} boxes of {b} is {k} * {b} = {k * b} {t}, so {g[0]} has {_fmt(x)} + {k * b} = {_fmt(x + k * b)} {t}.', x + k * b
-    if kind == 'times': k = 2 if g[2] == 'doubles' else 3; return f'{g[2].capitalize()} means {_fmt(x)} * {k} = {_fmt(x * k)} {g[0]}.', x * k
-    k = int(g[2]); return f'Splitting into {k} piles gives {_fmt(x)} / {k} = {_fmt(x / k)} {g[1]} in the pile {g[0]} keeps.', x / k
+        return (f'{k} boxes of {b} is {k} * {b} = {k * b} {t}, so {g[0]} has {_fmt(x)} + {k * b} = '
+                f'{_fmt(x + k * b)} {t}.', x + k * b)
+    if kind == 'times':
+        k = 2 if g[2] == 'doubles' else 3
+        return f'{g[2].capitalize()} means {_fmt(x)} * {k} = {_fmt(x * k)} {g[0]}.', x * k
+    k = int(g[2])
+    return f'Splitting into {k} piles gives {_fmt(x)} / {k} = {_fmt(x / k)} {g[1]} in the pile {g[0]} keeps.', x / k
 
 def solve_running_total(q:str)->Solution|None:
     "Running totals: one addition or subtraction a step"
@@ -146,7 +160,8 @@ def solve_running_total(q:str)->Solution|None:
         x, steps = int(m.group(1)), []
         for i, (op, b) in enumerate(ops):
             y = x + int(b) if op == 'Add' else x - int(b)
-            if i == err: y += (rng or random).choice([-1, 1]) * (rng or random).randint(1, 3)  # the mistake: a slip, carried through
+            # the mistake: a slip, carried through
+            if i == err: y += (rng or random).choice([-1, 1]) * (rng or random).randint(1, 3)
             steps.append(f'{x} {"+" if op == "Add" else "-"} {b} = {y}.'); x = y
         return Solution(steps, str(x), 'int', redo=make, n=len(ops))
     return make()
@@ -177,12 +192,14 @@ _BINOP = {ast.Add: '+', ast.Sub: '-', ast.Mult: '*', ast.Div: '/'}
 def _eval_steps(node, steps:list, err:int|None, rng)->float:
     "Evaluate an arithmetic expression innermost first, writing one sentence an operation"
     if isinstance(node, ast.Constant): return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub): return -_eval_steps(node.operand, steps, err, rng)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_eval_steps(node.operand, steps, err, rng)
     if not isinstance(node, ast.BinOp) or type(node.op) not in _BINOP: raise ValueError('not arithmetic')
     a, b = _eval_steps(node.left, steps, err, rng), _eval_steps(node.right, steps, err, rng)
     op = _BINOP[type(node.op)]
     y = {'+': a + b, '-': a - b, '*': a * b, '/': a / b if b else float('nan')}[op]
-    if len(steps) == err: y += (rng or random).choice([-1, 1]) * (rng or random).randint(1, 9)  # the mistake: a slip, carried through
+    # the mistake: a slip, carried through
+    if len(steps) == err: y += (rng or random).choice([-1, 1]) * (rng or random).randint(1, 9)
     steps.append(f'{"First" if not steps else "Then"}, {_fmt(a)} {op} {_fmt(b)} = {_fmt(y)}.')
     return y
 
@@ -208,13 +225,15 @@ def _sentences(text:str)->list: return [s for s in re.split(r'(?<=[.!?])\s+|\n+'
 def _from_rationale(e:Example, kind:str, letters:str)->Solution:
     "A solution from a human rationale (GSM8K, AQuA, StrategyQA): its sentences, calculator marks removed"
     steps = _sentences(re.sub(r'<<[^>]*>>', '', e.rationale))
-    if kind == 'choice' and steps and re.fullmatch(r'(?:ANSWER|Answer|answer)?\s*:?\s*\(?[A-E]\)?\.?', steps[-1]): steps = steps[:-1]
+    if kind == 'choice' and steps and re.fullmatch(r'(?:ANSWER|Answer|answer)?\s*:?\s*\(?[A-E]\)?\.?', steps[-1]):
+        steps = steps[:-1]
     def make(err=None, rng=None)->Solution:
         if err is None: return Solution(steps, e.answer, kind, letters, redo=make, n=len(steps))
         bad = wrong_answer(e.answer, kind, letters, rng or random)  # the mistake: a wrong step that changes the result
         nums = re.findall(r'\d+(?:\.\d+)?', steps[err])
         s = list(steps)
-        if nums: s[err] = s[err][::-1].replace(nums[-1][::-1], _fmt(float(nums[-1]) + (rng or random).randint(1, 9))[::-1], 1)[::-1]
+        if nums: s[err] = s[err][::-1].replace(nums[-1][::-1],
+                                               _fmt(float(nums[-1]) + (rng or random).randint(1, 9))[::-1], 1)[::-1]
         return Solution(s, bad, kind, letters, redo=make, n=len(steps))
     return make()
 
@@ -222,7 +241,8 @@ def _from_answer(e:Example, kind:str, letters:str)->Solution:
     "The plainest solution where the dataset gives only the answer (and, for multiple choice, the options)"
     if kind == 'choice' and e.choices:
         i = letters.index(e.answer)
-        steps = [f'Looking at each option in turn, "{e.choices[i]}" fits the question best.', f'That is choice ({e.answer}).']
+        steps = [f'Looking at each option in turn, "{e.choices[i]}" fits the question best.',
+                 f'That is choice ({e.answer}).']
     else: steps = [f'Working through the question carefully gives {e.answer}.']
     return Solution(steps, e.answer, kind, letters)
 
@@ -258,7 +278,8 @@ def draft(sol:Solution, p:Persona, rng:random.Random)->tuple:
     "`(solution as written, what went wrong)`: the persona's errors drawn once per request"
     u = rng.random()
     if u < p.wrong_step: return sol.mistake(rng), 'wrong step'
-    if (u := u - p.wrong_step) < p.wrong_answer: return replace(sol, answer=wrong_answer(sol.answer, sol.kind, sol.letters, rng)), 'wrong answer'
+    if (u := u - p.wrong_step) < p.wrong_answer:
+        return replace(sol, answer=wrong_answer(sol.answer, sol.kind, sol.letters, rng)), 'wrong answer'
     if u - p.wrong_answer < p.flawed: return replace(sol.mistake(rng), answer=sol.answer), 'flawed'
     return sol, 'right'
 
@@ -277,7 +298,8 @@ def first_wrong_step(attempt:str, sol:Solution, question:str='')->str|None:
 
 def arithmetic_ok(text:str)->bool:
     "Does every `a op b = c` in `text` hold (to two decimals)?"
-    for a, op, b, c in re.findall(r'(-?\d+(?:\.\d+)?) ([-+*/x×]) (-?\d+(?:\.\d+)?) = (-?\d+(?:\.\d+)?)', text.replace(',', '')):
+    for a, op, b, c in re.findall(r'(-?\d+(?:\.\d+)?) ([-+*/x×]) (-?\d+(?:\.\d+)?) = (-?\d+(?:\.\d+)?)',
+                                  text.replace(',', '')):
         a, b, c = float(a), float(b), float(c)
         v = {'+': a + b, '-': a - b, '*': a * b, 'x': a * b, '×': a * b, '/': a / b if b else float('nan')}[op]
         if abs(v - c) > 0.01: return False
@@ -286,18 +308,24 @@ def arithmetic_ok(text:str)->bool:
 # %% ../nbs/10_scripted.ipynb #56aaa171
 _SAY = [(re.compile(p), alts) for p, alts in [
     (r'^(?P<p>.+) flips it, so it is now (?P<s>heads up|tails up)\.$',
-     ['{p} flips the coin, so now it is {s}.', 'After {p} flips it, the coin is {s}.', '{p} turns the coin over, and it is {s}.']),
+     ['{p} flips the coin, so now it is {s}.', 'After {p} flips it, the coin is {s}.',
+      '{p} turns the coin over, and it is {s}.']),
     (r'^(?P<p>.+) does not flip it, so it stays (?P<s>heads up|tails up)\.$',
-     ['{p} leaves the coin alone, so it is still {s}.', 'The coin is still {s} after {p}.', '{p} does not flip the coin; it stays {s}.']),
+     ['{p} leaves the coin alone, so it is still {s}.', 'The coin is still {s} after {p}.',
+      '{p} does not flip the coin; it stays {s}.']),
     (r'^The coin starts heads up\.$', ['At first the coin is heads up.', 'The coin is heads up to begin with.']),
     (r'^The coin ends (?P<s>heads|tails) up, so it is (?P<n>(?:not )?)still heads up\.$',
-     ['In the end the coin is {s} up, so it is {n}still heads up.', 'Finally the coin shows {s} up, so it is {n}still heads up.']),
-    (r'^The last letter of "(?P<w>[^"]+)" is "(?P<c>[^"]*)"\.$', ['"{w}" ends with "{c}".', 'The final letter of "{w}" is "{c}".']),
-    (r'^Concatenating them gives "(?P<s>[^"]*)"\.$', ['Putting them together gives "{s}".', 'Joined together they make "{s}".']),
+     ['In the end the coin is {s} up, so it is {n}still heads up.',
+      'Finally the coin shows {s} up, so it is {n}still heads up.']),
+    (r'^The last letter of "(?P<w>[^"]+)" is "(?P<c>[^"]*)"\.$',
+     ['"{w}" ends with "{c}".', 'The final letter of "{w}" is "{c}".']),
+    (r'^Concatenating them gives "(?P<s>[^"]*)"\.$', ['Putting them together gives "{s}".',
+                                                      'Joined together they make "{s}".']),
     (r'^At the start, (?P<r>.+)$', ['To begin with, {r}', 'Initially, {r}']),
     (r'^(?P<a>\w+) and (?P<b>\w+) swap, so (?P<r>.+)$', ['After {a} and {b} swap, {r}', '{a} and {b} trade, so {r}']),
     (r'^At the end, (?P<r>.+)$', ['Finally, {r}', 'In the end, {r}']),
-    (r'^(?P<n>\w+) starts with (?P<x>\d+) (?P<t>\w+)\.$', ['At first {n} has {x} {t}.', '{n} has {x} {t} to begin with.']),
+    (r'^(?P<n>\w+) starts with (?P<x>\d+) (?P<t>\w+)\.$', ['At first {n} has {x} {t}.',
+                                                           '{n} has {x} {t} to begin with.']),
     (r'^(?P<a>-?\d+) \+ (?P<b>\d+) = (?P<c>-?\d+)\.$', ['Adding {b} to {a} gives {c}.', '{a} plus {b} is {c}.']),
     (r'^(?P<a>-?\d+) - (?P<b>\d+) = (?P<c>-?\d+)\.$', ['Taking {b} from {a} leaves {c}.', '{a} minus {b} is {c}.']),
     (r'^Getting (?P<b>\d+) more gives (?P<e>.+ = (?P<y>[\d.-]+)) (?P<t>\w+)\.$',
@@ -311,7 +339,7 @@ _SAY = [(re.compile(p), alts) for p, alts in [
      ['{e}, so the pile {n} keeps has {y} {t}.', 'Each of the {k} piles has {e} {t}, and {n} keeps one.'])]]
 
 def reword(step:str, rng:random.Random)->str:
-    "`step` in one of its equivalent phrasings (the same facts), picked by `rng`; a sentence no rule knows stays as it is"
+    "`step` in one of its equivalent phrasings (the same facts), picked by `rng`; a sentence no rule knows stays as it is"  # noqa: E501
     for pat, alts in _SAY:
         if m := pat.match(step): return rng.choice([step] + [a.format(**m.groupdict()) for a in alts])
     return step
@@ -324,7 +352,8 @@ def _steps(s:Solution, info:dict, rng)->list:
 def _gold_kind(gold:str)->tuple:
     "`(answer, kind)` for a gold answer given in a prompt's hint (MAPD's StrategyQA hint reads `false.\\t<facts>`)"
     g = gold.strip().split('\t')[0].strip().rstrip('.')
-    if g.lower() in ('yes', 'no', 'true', 'false'): return {'true': 'yes', 'false': 'no'}.get(g.lower(), g.lower()), 'yesno'
+    if g.lower() in ('yes', 'no', 'true', 'false'):
+        return {'true': 'yes', 'false': 'no'}.get(g.lower(), g.lower()), 'yesno'
     if re.fullmatch(r'\(?[A-G]\)?', g): return g.strip('()'), 'choice'
     if '####' in gold: g = gold.split('####')[-1].strip()
     try: return _fmt(float(g.replace(',', ''))), 'float'
@@ -333,11 +362,13 @@ def _gold_kind(gold:str)->tuple:
 class ScriptedTeacher(Teacher):
     "An offline teacher that writes step-by-step rationales, feedback and reviews, erring as its persona says"
     def __init__(self, persona:str|Persona='careful', # a name in `PERSONAS`, or a `Persona`
-                 examples:list|None=None, # `(Example, dataset name)` pairs it knows the answers to (beyond the generated tasks)
+                 # `(Example, dataset name)` pairs it knows the answers to (beyond the generated tasks)
+                 examples:list|None=None,
                  seed:int=0, concurrency:int=64, **rates):
         p = PERSONAS[persona] if isinstance(persona, str) else persona
         self.persona = replace(p, **rates)
-        # changed rates make another teacher: its model name says so, so the cache never serves one's answers as the other's
+        # changed rates make another teacher: its model name says so, so the cache never serves one's answers as the
+        # other's
         tag = ''.join(f',{k}={v:g}' for k, v in sorted(rates.items()))
         self.name, self.model = f'scripted:{self.persona.name}{tag}', f'scripted-{self.persona.name}{tag}'
         self.seed, self.concurrency, self.max_retries, self.timeout = seed, concurrency, 2, 30.0
@@ -358,7 +389,8 @@ class ScriptedTeacher(Teacher):
         s = solve(question, self.known)
         e, name = self.known.get(question.strip(), (None, None))
         if s is not None and e is not None and not correct_flexible(s.answer, e.answer, s.kind):
-            s = _from_answer(e, *answer_format(name, e.choices))  # the dataset's reading wins (Kojima's "Jose Antonio" is one name)
+            # the dataset's reading wins (Kojima's "Jose Antonio" is one name)
+            s = _from_answer(e, *answer_format(name, e.choices))
         return s
 
 # %% ../nbs/10_scripted.ipynb #05404045
@@ -372,7 +404,8 @@ async def _acomplete(self:ScriptedTeacher, r:Request)->Completion:
     info['sampled'] = bool(r.temperature)
     text = getattr(self, f'_{info["kind"].replace("-", "_")}')(info, rng)
     text, finish = _cut(text, r.max_tokens)
-    return Completion(text, finish, approx_tokens(' '.join(m['content'] for m in r.messages) if r.messages else r.prompt),
+    return Completion(text, finish,
+                      approx_tokens(' '.join(m['content'] for m in r.messages) if r.messages else r.prompt),
                       approx_tokens(text), self.model)
 
 ScriptedTeacher.acomplete = _acomplete
@@ -391,7 +424,8 @@ def _zs_cot_answer(self:ScriptedTeacher, info:dict, rng)->str:
     "Zero-shot-CoT step 2: read the answer off the reasoning"
     s = self.solution(info['question'])
     kind, letters = (s.kind, s.letters) if s else ('text', 'ABCDE')
-    ans = extract_flexible(info['reasoning'].split('So the answer is')[-1], kind, letters) or extract_flexible(info['reasoning'], kind, letters)
+    ans = (extract_flexible(info['reasoning'].split('So the answer is')[-1], kind, letters)
+           or extract_flexible(info['reasoning'], kind, letters))
     return f' ({ans}).' if kind == 'choice' and ans else f' {ans or "unknown"}.'
 
 def _rationale(self:ScriptedTeacher, info:dict, rng)->str:
@@ -403,7 +437,8 @@ def _rationale(self:ScriptedTeacher, info:dict, rng)->str:
         return f'{"True" if s.answer == "yes" else "False"}. ' + ' '.join(_steps(s, info, rng))
     return replace(s, steps=_steps(s, info, rng)).text()
 
-ScriptedTeacher._zs_cot, ScriptedTeacher._zs_cot_answer, ScriptedTeacher._rationale = _zs_cot, _zs_cot_answer, _rationale
+ScriptedTeacher._zs_cot, ScriptedTeacher._zs_cot_answer, ScriptedTeacher._rationale = (
+    _zs_cot, _zs_cot_answer, _rationale)
 
 # %% ../nbs/10_scripted.ipynb #a380ad96
 def _diagnose(self:ScriptedTeacher, info:dict, rng)->tuple:
@@ -419,14 +454,16 @@ def _diagnose(self:ScriptedTeacher, info:dict, rng)->tuple:
 def _feedback(self:ScriptedTeacher, info:dict, rng)->str:
     "MAPD: point out the student's mistake"
     s, wrong, gold = self._diagnose(info, rng)
-    out = [f'The student\'s mistake is in this step: "{wrong}".' if wrong else 'The student reaches the wrong conclusion at the end.']
+    out = [f'The student\'s mistake is in this step: "{wrong}".' if wrong
+           else 'The student reaches the wrong conclusion at the end.']
     if s is not None: out.append('Here is the correct reasoning: ' + ' '.join(s.steps))
     return ' '.join(out + [f'The correct answer is {gold}.'])
 
 def _tailored(self:ScriptedTeacher, info:dict, rng)->str:
     "Learn-to-Reason: a corrected rationale that starts from the student's first wrong step"
     s, wrong, gold = self._diagnose(info, rng)
-    head = f'Your reasoning goes wrong at "{wrong}".' if wrong else 'Your steps are fine until the conclusion, which is wrong.'
+    head = (f'Your reasoning goes wrong at "{wrong}".' if wrong
+            else 'Your steps are fine until the conclusion, which is wrong.')
     if s is None: return f'{head} {SOLUTION_MARK} Therefore, the answer is {gold}.'
     s, _ = draft(s, self.persona, rng)
     return f'{head} {SOLUTION_MARK} ' + replace(s, steps=_steps(s, info, rng)).text()
@@ -435,13 +472,14 @@ ScriptedTeacher._diagnose, ScriptedTeacher._feedback, ScriptedTeacher._tailored 
 
 # %% ../nbs/10_scripted.ipynb #a743a36b
 def _review(self:ScriptedTeacher, info:dict, rng)->str:
-    "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"
+    "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"  # noqa: E501
     gold, kind = _gold_kind(info['gold'])
     s = self.solution(info['question'])
     if s is not None: kind = s.kind
     letters = s.letters if s else 'ABCDEFG'
     said = extract_flexible(info['rationale'], kind, letters)
-    slip = s is not None and first_wrong_step(info['rationale'], s, info['question'])  # a step the correct solution never takes
+    # a step the correct solution never takes
+    slip = s is not None and first_wrong_step(info['rationale'], s, info['question'])
     right, sound = correct_flexible(said, gold, kind), arithmetic_ok(info['rationale']) and not slip
     score, why = ((5, 'reaches the correct answer with sound steps') if right and sound else
                   (3, 'reaches the correct answer, but a step along the way is wrong') if right else

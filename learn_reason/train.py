@@ -6,15 +6,14 @@ Docs: https://learn-reason.github.io/learn_reason/train.html.md"""
 
 # %% ../nbs/18_train.ipynb #782be9d0
 from __future__ import annotations
-import hashlib, json, math, os, random, shutil, time
+import hashlib, json, os, random, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from .config import setting, UserError, is_whole, is_number, note_progress
-from .data import spec
 from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
-from .generate import evaluate, Evaluation
+from .generate import evaluate
 
 # %% auto #0
 __all__ = ['REPRS', 'RECIPES', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator', 'token_loss', 'last_hidden',
@@ -35,7 +34,8 @@ def features(tok, # the student's tokenizer
              feedback_format:str|Format='mapd_feedback', # the format of that feedback pair
             )->list:
     "Encoded training examples, with the sequences the triplet and MAPD losses need"
-    if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
+    if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher '
+                                        'rationale?), nothing to train on')
     kw = dict(seq2seq=seq2seq, shots=shots, max_prompt=max_prompt, max_target=max_target, prompt_weight=prompt_weight)
     ffmt = get_format(feedback_format) if isinstance(feedback_format, str) else feedback_format
     by_q = {}
@@ -46,8 +46,10 @@ def features(tok, # the student's tokenizer
         f['group'] = _group(r)
         if negatives is not None:
             own = str(r.get('rationale') or '').strip()
-            f['pos'] = [encode(tok, fmt, {**r, 'rationale': p}, **kw) for p in dict.fromkeys(by_q[f['group']]) if p != own][:10]
-            f['neg'] = [encode(tok, fmt, {**r, 'rationale': n}, **kw) for n in dict.fromkeys(negatives.get(f['group'], []))][:4]
+            f['pos'] = [encode(tok, fmt, {**r, 'rationale': p}, **kw) for p in dict.fromkeys(by_q[f['group']])
+                        if p != own][:10]
+            f['neg'] = [encode(tok, fmt, {**r, 'rationale': n}, **kw)
+                        for n in dict.fromkeys(negatives.get(f['group'], []))][:4]
         if feedback: f['fb'] = encode(tok, ffmt, r, **kw)
         out.append(f)
     return out
@@ -56,7 +58,8 @@ def features(tok, # the student's tokenizer
 class LengthGroupedSampler:
     "Batches of similar length (and, if `unique`, of distinct questions), shuffled by seed and epoch"
     def __init__(self, lengths:list, groups:list, batch_size:int, seed:int=0, unique:bool=False, mega:int=50):
-        self.lengths, self.groups, self.bs, self.seed, self.unique, self.mega, self.epoch = lengths, groups, batch_size, seed, unique, mega, 0
+        self.lengths, self.groups, self.bs, self.seed, self.unique, self.mega, self.epoch = (
+            lengths, groups, batch_size, seed, unique, mega, 0)
     def set_epoch(self, epoch:int): self.epoch = epoch
     def __len__(self): return len(self.batches())
 
@@ -100,7 +103,8 @@ def _part(fs:list, pad_id:int, pad_to:int|None=None)->dict:
 
 class Collator:
     "Pads each part of a batch to its longest sequence (or to `pad_to`); draws each example's positive and negative"
-    def __init__(self, pad_id:int, seed:int=0, pad_to:int|None=None): self.pad_id, self.seed, self.pad_to = pad_id, seed, pad_to
+    def __init__(self, pad_id:int, seed:int=0, pad_to:int|None=None):
+        self.pad_id, self.seed, self.pad_to = pad_id, seed, pad_to
     def __call__(self, fs:list)->dict:
         b = dict(main=_part(fs, self.pad_id, self.pad_to))
         if 'fb' in fs[0]: b['fb'] = _part([f['fb'] for f in fs], self.pad_id, self.pad_to)
@@ -118,7 +122,8 @@ def _forward(model, part:dict, seq2seq:bool, hidden:bool=False):
     kw = dict(input_ids=part['input_ids'], attention_mask=part['attention_mask'], output_hidden_states=hidden)
     if seq2seq:
         lab = part['labels']
-        kw['decoder_input_ids'] = model.prepare_decoder_input_ids_from_labels(labels=lab.clamp(min=0).masked_fill(lab < 0, model.config.pad_token_id))
+        kw['decoder_input_ids'] = model.prepare_decoder_input_ids_from_labels(
+            labels=lab.clamp(min=0).masked_fill(lab < 0, model.config.pad_token_id))
     return model(**kw)
 
 def token_loss(out, part:dict, seq2seq:bool):
@@ -126,7 +131,8 @@ def token_loss(out, part:dict, seq2seq:bool):
     import torch.nn.functional as F
     logits, labels, w = out.logits, part['labels'], part['weights']
     if not seq2seq: logits, labels, w = logits[:, :-1], labels[:, 1:], w[:, 1:]
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, reduction='none')
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
+                         reduction='none')
     return (ce * w.reshape(-1)).sum() / (w > 0).sum().clamp(min=1)
 
 def last_hidden(out, part:dict, seq2seq:bool):
@@ -173,7 +179,8 @@ def _trainer_cls():
                      reflection_repr='last', **kw):
             super().__init__(*a, **kw)
             self.reflection_repr = reflection_repr
-            self.seq2seq, self.alpha, self.cl_ratio, self.margin, self.unique, self.group = seq2seq, alpha, cl_ratio, margin, unique, group
+            self.seq2seq, self.alpha, self.cl_ratio, self.margin, self.unique, self.group = (
+                seq2seq, alpha, cl_ratio, margin, unique, group)
             self.loss_is_scaled_for_ga, self._terms = False, {}
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -182,7 +189,8 @@ def _trainer_cls():
             ce = token_loss(out, inputs['main'], self.seq2seq)
             terms = dict(ce_rationale=ce)
             if 'fb' in inputs and self.alpha is not None:
-                terms['ce_feedback'] = token_loss(_forward(model, inputs['fb'], self.seq2seq), inputs['fb'], self.seq2seq)
+                terms['ce_feedback'] = token_loss(_forward(model, inputs['fb'], self.seq2seq), inputs['fb'],
+                                                  self.seq2seq)
                 loss = self.alpha * terms['ce_feedback'] + (1 - self.alpha) * ce
             else: loss = ce
             if need_h:
@@ -202,8 +210,8 @@ def _trainer_cls():
 
         def get_train_dataloader(self):
             fs = self.train_dataset
-            smp = LengthGroupedSampler([len(f['input_ids']) for f in fs], [f['group'] for f in fs], self.args.train_batch_size,
-                                       self.args.seed, self.unique)
+            smp = LengthGroupedSampler([len(f['input_ids']) for f in fs], [f['group'] for f in fs],
+                                       self.args.train_batch_size, self.args.seed, self.unique)
             if not self.group: smp.mega = 1  # plain shuffled batches (no grouping by length)
             dl = DataLoader(fs, batch_sampler=smp, collate_fn=self.data_collator, num_workers=0)
             return self.accelerator.prepare(dl)
@@ -212,24 +220,29 @@ def _trainer_cls():
 
 # %% ../nbs/18_train.ipynb #680acef9
 RECIPES = dict(
-    finetune_cot=dict(learning_rate=3e-4, batch_size=8, epochs=20, weight_decay=0.01, lr_scheduler_type='constant', max_grad_norm=0.0),
-    learn_to_reason=dict(learning_rate=7e-6, batch_size=16, epochs=10, weight_decay=0.01, lr_scheduler_type='constant_with_warmup', warmup_steps=100),
-    mapd=dict(learning_rate=1e-5, batch_size=8, grad_accum=2, epochs=10, weight_decay=0.01, lr_scheduler_type='constant_with_warmup',
-              warmup_steps=0.03, max_grad_norm=0.3),
+    finetune_cot=dict(learning_rate=3e-4, batch_size=8, epochs=20, weight_decay=0.01, lr_scheduler_type='constant',
+                      max_grad_norm=0.0),
+    learn_to_reason=dict(learning_rate=7e-6, batch_size=16, epochs=10, weight_decay=0.01,
+                         lr_scheduler_type='constant_with_warmup', warmup_steps=100),
+    mapd=dict(learning_rate=1e-5, batch_size=8, grad_accum=2, epochs=10, weight_decay=0.01,
+              lr_scheduler_type='constant_with_warmup', warmup_steps=0.03, max_grad_norm=0.3),
 )
 
 def _args(out:Path, r:dict, seed:int, progress:bool, n:int):
-    "`TrainingArguments` for recipe `r`: a checkpoint every epoch, bf16 where the GPU has it, nothing reported to the web"
+    "`TrainingArguments` for recipe `r`: a checkpoint every epoch, bf16 where the GPU has it, nothing reported to the web"  # noqa: E501
     import torch
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
     return TrainingArguments(output_dir=str(out/'checkpoints'), per_device_train_batch_size=r['batch_size'],
-        gradient_accumulation_steps=r.get('grad_accum', 1), num_train_epochs=r['epochs'], learning_rate=r['learning_rate'],
+        gradient_accumulation_steps=r.get('grad_accum', 1), num_train_epochs=r['epochs'],
+        learning_rate=r['learning_rate'],
         weight_decay=r['weight_decay'], lr_scheduler_type=r['lr_scheduler_type'], warmup_steps=r.get('warmup_steps', 0),
         max_grad_norm=r.get('max_grad_norm', 1.0), save_strategy='epoch', save_total_limit=2,
-        logging_steps=r.get('logging_steps') or max(1, min(10, n // (r['batch_size'] * r.get('grad_accum', 1) * 2))),  # twice an epoch at least
-        report_to=[], remove_unused_columns=False, seed=seed, data_seed=seed, bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda, disable_tqdm=not progress, dataloader_num_workers=0)
+        # twice an epoch at least
+        logging_steps=r.get('logging_steps') or max(1, min(10, n // (r['batch_size'] * r.get('grad_accum', 1) * 2))),
+        report_to=[], remove_unused_columns=False, seed=seed, data_seed=seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, disable_tqdm=not progress,
+        dataloader_num_workers=0)
 
 # %% ../nbs/18_train.ipynb #6c01ee80
 def _epoch_eval_cls():
@@ -247,7 +260,8 @@ def _epoch_eval_cls():
             s = Student(model, self.s.tok, self.s.name, self.s.seq2seq, self.s.family, self.s.lora)
             ev = evaluate(s, self.examples, self.fmt, out=self.out/'generations'/f'epoch_{e:03d}.jsonl', **self.kw)
             model.train()
-            with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps(dict(epoch=e, step=state.global_step, **ev.summary())) + '\n')
+            with open(self.out/'metrics.jsonl', 'a') as f:
+                f.write(json.dumps(dict(epoch=e, step=state.global_step, **ev.summary())) + '\n')
     return EpochEval
 
 def read_metrics(out)->list:
@@ -265,7 +279,8 @@ class TrainResult:
     train_tokens:int=0; seconds:float=0.0; loss:list=field(default_factory=list)
 
     def _pick(self, best:bool, rule:str='strict')->dict|None:
-        return max(self.epochs, key=lambda m: (m[rule], -m['epoch'])) if best and self.epochs else (self.epochs[-1] if self.epochs else None)
+        return (max(self.epochs, key=lambda m: (m[rule], -m['epoch'])) if best and self.epochs
+                else (self.epochs[-1] if self.epochs else None))
     @property
     def best(self)->dict|None: return self._pick(True)
     @property
@@ -273,14 +288,15 @@ class TrainResult:
     def summary(self)->dict:
         b, l = self.best, self.last
         return dict(out=str(self.out), examples=self.examples, truncated=self.truncated, train_tokens=self.train_tokens,
-                    seconds=round(self.seconds, 1), tokens_per_second=round(self.train_tokens / self.seconds) if self.seconds else None,
+                    seconds=round(self.seconds, 1),
+                    tokens_per_second=round(self.train_tokens / self.seconds) if self.seconds else None,
                     best_epoch=b and b['epoch'], best_strict=b and b['strict'], best_flexible=b and b['flexible'],
                     last_epoch=l and l['epoch'], last_strict=l and l['strict'], last_flexible=l and l['flexible'])
     def _repr_markdown_(self):
         s = self.summary()
         if not self.epochs: return f"trained on {s['examples']} examples ({s['truncated']} truncated), no evaluation"
-        return (f"trained on {s['examples']} examples ({s['truncated']} truncated): best epoch {s['best_epoch']} **{s['best_strict']:.2%}**, "
-                f"last epoch {s['last_epoch']} **{s['last_strict']:.2%}** (strict)")
+        return (f"trained on {s['examples']} examples ({s['truncated']} truncated): best epoch {s['best_epoch']} "
+                f"**{s['best_strict']:.2%}**, last epoch {s['last_epoch']} **{s['last_strict']:.2%}** (strict)")
 
 # %% ../nbs/18_train.ipynb #4c506549
 def _config_hash(**kw)->str:
@@ -299,10 +315,13 @@ def _last_checkpoint(out:Path)->str|None:
 def _tokens(f:dict, seq2seq:bool)->int: return len(f['input_ids']) + (len(f['labels']) if seq2seq else 0)
 
 def _result(out:Path, d:dict)->TrainResult:
-    return TrainResult(out, out/'final', d['examples'], d['truncated'], read_metrics(out), d.get('train_tokens', 0), d.get('seconds', 0.0), d.get('loss', []))
+    return TrainResult(out, out/'final', d['examples'], d['truncated'], read_metrics(out), d.get('train_tokens', 0),
+                       d.get('seconds', 0.0), d.get('loss', []))
 
 # %% ../nbs/18_train.ipynb #f0366ee4
-def train(student:str|Student|None, # a student name or folder (loaded fresh), or a loaded `Student` (default: the `student` setting)
+def train(
+          # a student name or folder (loaded fresh), or a loaded `Student` (default: the `student` setting)
+          student:str|Student|None,
           rows:list, # training rows (`id`, `question`, `answer`, `rationale`; `attempt`/`feedback` for MAPD)
           fmt:str|Format='ft_cot_token', out=None, # the stage folder (default: `store`/<hash of the configuration>)
           store=None, # where stage folders are named by their configuration (default: runs_dir/train)
@@ -312,7 +331,8 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
           negatives:dict|None=None, # `{id: [wrong student rationales]}`: adds the self-reflection triplet loss
           cl_ratio:float=0.5, margin:float=1.0,
           reflection_repr:str='last', # the triplet loss's representation: 'last' real token's hidden state, or 'pool'
-          feedback_alpha:float|None=None, # MAPD: α of α·CE(feedback) + (1-α)·CE(rationale); rows need `attempt` and `feedback`
+          # MAPD: α of α·CE(feedback) + (1-α)·CE(rationale); rows need `attempt` and `feedback`
+          feedback_alpha:float|None=None,
           feedback_format:str|Format='mapd_feedback', # MAPD: the format of the feedback pair
           eval_examples:list|None=None, # evaluated after every epoch (Fine-tune-CoT: the test split)
           eval_kw:dict|None=None, # `evaluate` arguments (samples, max_new, batch_size, ...)
@@ -323,30 +343,38 @@ def train(student:str|Student|None, # a student name or folder (loaded fresh), o
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     seed = int(setting('seed', seed))
     if not isinstance(student, Student): student = str(setting('student', student))
-    if isinstance(recipe, str) and recipe not in RECIPES: raise UserError(f'unknown recipe {recipe!r}; valid: {", ".join(RECIPES)}')
-    r = {**(RECIPES[recipe] if isinstance(recipe, str) else recipe), **{k: v for k, v in dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size).items() if v is not None}}
+    if isinstance(recipe, str) and recipe not in RECIPES:
+        raise UserError(f'unknown recipe {recipe!r}; valid: {", ".join(RECIPES)}')
+    r = {**(RECIPES[recipe] if isinstance(recipe, str) else recipe),
+         **{k: v for k, v in dict(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size).items()
+            if v is not None}}
     for k, ok, want in (('epochs', is_whole, 'a whole number >= 1'), ('batch_size', is_whole, 'a whole number >= 1'),
                         ('learning_rate', lambda v: is_number(v) and 0 < v < 1, 'a number above 0, below 1')):
         if not ok(r.get(k)): raise UserError(f'{k}: expected {want}, got {r.get(k)!r}')
     if reflection_repr not in REPRS:
         raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {reflection_repr!r}")
     ffmt = _feedback_format(feedback_format)
-    if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher rationale?), nothing to train on')
+    if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher '
+                                        'rationale?), nothing to train on')
     sname = init or (student if isinstance(student, str) else student.name)
-    cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, fmt_text=_config_hash(f=asdict(fmt)), recipe=r, student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),
-               cl_ratio=cl_ratio, margin=margin, alpha=feedback_alpha, lora=lora, seed=seed, shots=shots, max_prompt=max_prompt,
-               max_target=max_target, evals=[e.id for e in eval_examples or []], eval_kw=eval_kw, group=group_by_length, pad_to=pad_to)
+    cfg = dict(rows=_config_hash(rows=rows), fmt=fmt.name, fmt_text=_config_hash(f=asdict(fmt)), recipe=r,
+               student=sname, prompt_weight=prompt_weight, negatives=_config_hash(n=negatives),
+               cl_ratio=cl_ratio, margin=margin, alpha=feedback_alpha, lora=lora, seed=seed, shots=shots,
+               max_prompt=max_prompt, max_target=max_target, evals=[e.id for e in eval_examples or []], eval_kw=eval_kw,
+               group=group_by_length, pad_to=pad_to)
     # added only when not the default, so the stage folders written before these choices existed keep their hashes
     if reflection_repr != 'last': cfg['reflection_repr'] = reflection_repr
     if ffmt.name != 'mapd_feedback': cfg['feedback_format'] = ffmt.name
     out = Path(out or Path(store or Path(setting('runs_dir'))/'train')/_config_hash(**cfg))
-    with _stage_lock(out):  # two processes asking for one stage (parallel sweep cells): the second waits, then finds it done
+    # two processes asking for one stage (parallel sweep cells): the second waits, then finds it done
+    with _stage_lock(out):
         state = json.loads((out/'train.json').read_text()) if (out/'train.json').is_file() else {}
         if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
-        if state.get('config') not in (None, cfg): raise UserError(f'{out} holds a training stage with another configuration; use another folder')
-        return _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, feedback_alpha, eval_examples,
-                      eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to, progress,
-                      reflection_repr=reflection_repr, feedback_format=ffmt)
+        if state.get('config') not in (None, cfg):
+            raise UserError(f'{out} holds a training stage with another configuration; use another folder')
+        return _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, feedback_alpha,
+                      eval_examples, eval_kw or {}, init, lora, shots, max_prompt, max_target, group_by_length, pad_to,
+                      progress, reflection_repr=reflection_repr, feedback_format=ffmt)
 
 def _feedback_format(v)->Format:
     "`train`'s `feedback_format`: a format with a target, refused with the parameter's name otherwise"
@@ -360,7 +388,7 @@ def _feedback_format(v)->Format:
 
 @contextmanager
 def _stage_lock(out:Path):
-    "An exclusive lock on a stage folder, held while it trains; none inside a distributed job (its ranks share the stage)"
+    "An exclusive lock on a stage folder, held while it trains; none inside a distributed job (its ranks share the stage)"  # noqa: E501
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 or os.name != 'posix': yield; return
     import fcntl
     out.mkdir(parents=True, exist_ok=True)
@@ -370,10 +398,11 @@ def _stage_lock(out:Path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/18_train.ipynb #e30545fa
-def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, alpha, eval_examples, eval_kw,
-           init, lora, shots, max_prompt, max_target, group, pad_to, progress, reflection_repr='last',
+def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_ratio, margin, alpha, eval_examples,
+           eval_kw, init, lora, shots, max_prompt, max_target, group, pad_to, progress, reflection_repr='last',
            feedback_format='mapd_feedback')->TrainResult:
-    s = load_student(init, seed=seed) if init else load_student(student, lora=lora, seed=seed) if isinstance(student, str) else student
+    s = (load_student(init, seed=seed) if init
+         else load_student(student, lora=lora, seed=seed) if isinstance(student, str) else student)
     fs = features(s.tok, rows, fmt, s.seq2seq, shots, negatives, alpha is not None, max_prompt, max_target,
                   prompt_weight, feedback_format=feedback_format)
     out.mkdir(parents=True, exist_ok=True)
@@ -382,9 +411,9 @@ def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_r
     seed_everything(seed)
     cbs = [_epoch_eval_cls()(s, eval_examples, fmt, out, dict(dict(shots=shots), **eval_kw))] if eval_examples else []
     T = _trainer_cls()
-    tr = T(model=s.model, args=_args(out, r, seed, progress, len(fs)), train_dataset=fs, data_collator=Collator(s.tok.pad_token_id, seed, pad_to),
-           callbacks=cbs, seq2seq=s.seq2seq, alpha=alpha, cl_ratio=cl_ratio, margin=margin,
-           unique=negatives is not None, group=group, reflection_repr=reflection_repr)
+    tr = T(model=s.model, args=_args(out, r, seed, progress, len(fs)), train_dataset=fs,
+           data_collator=Collator(s.tok.pad_token_id, seed, pad_to), callbacks=cbs, seq2seq=s.seq2seq, alpha=alpha,
+           cl_ratio=cl_ratio, margin=margin, unique=negatives is not None, group=group, reflection_repr=reflection_repr)
     ck = _last_checkpoint(out)
     start = json.loads((Path(ck)/'trainer_state.json').read_text())['epoch'] if ck else 0
     if not progress:
@@ -396,8 +425,10 @@ def _train(student, rows, fmt, out, r, cfg, seed, prompt_weight, negatives, cl_r
     if tr.is_world_process_zero():
         save_student(s, out/'final')
         per_epoch = sum(_tokens(f, s.seq2seq) + (_tokens(f['fb'], s.seq2seq) if 'fb' in f else 0) for f in fs)
-        state.update(done=True, seconds=secs, train_tokens=round(per_epoch * (tr.state.epoch - start)),  # this run's tokens, not a resumed run's
-                     loss=[dict(step=h['step'], loss=h['loss'], **{k: h[k] for k in ('ce_rationale', 'ce_feedback', 'triplet') if k in h})
+        # this run's tokens, not a resumed run's
+        state.update(done=True, seconds=secs, train_tokens=round(per_epoch * (tr.state.epoch - start)),
+                     loss=[dict(step=h['step'], loss=h['loss'],
+                                **{k: h[k] for k in ('ce_rationale', 'ce_feedback', 'triplet') if k in h})
                            for h in tr.state.log_history if 'loss' in h])
         (out/'train.json').write_text(json.dumps(state, indent=1))
         shutil.rmtree(out/'checkpoints', ignore_errors=True)  # finished: `final/` is what the next stage needs
