@@ -53,7 +53,7 @@ demo: $(STAMP)
 # The library passes ruff as pyproject.toml's [tool.ruff] sets it: lines of at most 120 characters, no unused imports.
 # Fix a finding in the notebook the module is exported from (nbs/), then run nbdev-export.
 lint: $(STAMP)
-	$(BIN)/ruff check learn_reason/
+	$(BIN)/python .ci/lint.py
 
 # The library must be what nbdev-export makes of the notebooks, the notebooks must be clean, and README.md must be
 # what nbs/index.ipynb renders to. The check runs all three in place, compares, and puts every file back as it was.
