@@ -29,10 +29,11 @@ FEW = 150  # training questions of the diverse-reasoning pair: D matters where q
 ROUNDS = dict(round_learning_rate=3e-4)  # later rounds fine-tune a trained student on a few hundred rows: a lower rate
 NOISY = ('served:committee:scripted:careful,wrong_step=0.2'
          '+scripted:hasty,wrong_step=0.45,flawed=0.15+scripted:pedantic,wrong_step=0.3')
-# the same error rates, but every wrong rationale has right steps and a wrong conclusion (its answer disagrees with them)
+# the same error rates, but each wrong rationale has right steps and a wrong conclusion (its answer disagrees with them)
 WRONG_ENDS = ('served:committee:scripted:careful,wrong_step=0,wrong_answer=0.2'
               '+scripted:hasty,wrong_step=0,wrong_answer=0.45,flawed=0+scripted:pedantic,wrong_step=0,wrong_answer=0.3')
-GREEDY = dict(teacher_temperature=0.0)  # the committee answers greedily: sampled, the scripted teachers reword their steps
+# the committee answers greedily: sampled, the scripted teachers reword their steps
+GREEDY = dict(teacher_temperature=0.0)
 
 def experiments(seed:int)->dict:
     "`{name: run parameters}` for one seed; `ftcot` runs first (the others share its round 0)"
@@ -43,7 +44,8 @@ def experiments(seed:int)->dict:
                 l2r=dict(base, **ROUNDS, methods=['learn_to_reason'], rounds=2),
                 l2r_no_sr=dict(base, **ROUNDS, methods=['tailored'], rounds=2),
                 mapd_review=dict(base, **ROUNDS, **GREEDY, methods=['mapd'], committee=NOISY, rounds=1),
-                mapd_no_review=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=NOISY, round_filter='none', rounds=1),
+                mapd_no_review=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=NOISY,
+                                    round_filter='none', rounds=1),
                 mapd_review_ends=dict(base, **ROUNDS, **GREEDY, methods=['mapd'], committee=WRONG_ENDS, rounds=1),
                 mapd_no_review_ends=dict(base, **ROUNDS, **GREEDY, methods=['feedback'], committee=WRONG_ENDS,
                                          round_filter='none', rounds=1))
@@ -105,13 +107,15 @@ def variant_dirs(results:list)->dict:
         for (n, s), (rounds, base) in sorted(by.items()):
             if n != name: continue
             x = base.get('vanilla') if k == 'vanilla' else _round(rounds, k)
-            if x and x.get('train_dir') and x.get('last_epoch'): out.setdefault(v, {})[s] = (x['train_dir'], x['last_epoch'])
+            if x and x.get('train_dir') and x.get('last_epoch'):
+                out.setdefault(v, {})[s] = (x['train_dir'], x['last_epoch'])
     return out
 
 def predictions(train_dir, epoch:int)->list:
     "The student's test outputs at `epoch`: `{id, prediction, answer, strict, correct}` per question"
     rows = read_jsonl(Path(train_dir)/'generations'/f'epoch_{epoch:03d}.jsonl')
-    return [dict(id=r['id'], prediction=r['text'], answer=r['answer'], strict=r.get('strict'), correct=bool(r['strict_correct']))
+    return [dict(id=r['id'], prediction=r['text'], answer=r['answer'], strict=r.get('strict'),
+                 correct=bool(r['strict_correct']))
             for r in rows if r.get('sample', 0) == 0]
 
 # %% ../nbs/23_testbed.ipynb #6c43f3e8
@@ -129,10 +133,12 @@ def claims(results:list)->tuple:
     "`(table, checks)`: mean ± std per variant over seeds, and per claim the means, the paired interval and the verdict"
     import pandas as pd
     dirs = variant_dirs(results)
-    corr = {v: {s: {p['id']: int(p['correct']) for p in predictions(*d)} for s, d in by.items()} for v, by in dirs.items()}
+    corr = {v: {s: {p['id']: int(p['correct']) for p in predictions(*d)} for s, d in by.items()}
+            for v, by in dirs.items()}
     acc = {v: {s: statistics.mean(c.values()) for s, c in by.items()} for v, by in corr.items()}
     rows = [dict(variant=v, seeds=len(a), mean=round(statistics.mean(a.values()), 4),
-                 std=round(statistics.stdev(a.values()), 4) if len(a) > 1 else 0.0, per_seed=[round(a[s], 4) for s in sorted(a)])
+                 std=round(statistics.stdev(a.values()), 4) if len(a) > 1 else 0.0,
+                 per_seed=[round(a[s], 4) for s in sorted(a)])
             for v, a in acc.items()]
     checks = []
     for claim, b, w in CLAIMS:
@@ -142,7 +148,8 @@ def claims(results:list)->tuple:
         checks.append(dict(claim=claim, better=b, worse=w, better_mean=round(bm, 4), worse_mean=round(wm, 4),
                            diff_ci=paired_interval(corr[b], corr[w]), holds_in_mean=bm > wm,
                            holds_every_seed=all(acc[b][x] > acc[w][x] for x in s), seeds=len(s)))
-    cols = ['claim', 'better', 'worse', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed', 'seeds']
+    cols = ['claim', 'better', 'worse', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed',
+            'seeds']
     return (pd.DataFrame(rows, columns=['variant', 'seeds', 'mean', 'std', 'per_seed']).set_index('variant'),
             pd.DataFrame(checks, columns=cols))
 
@@ -157,7 +164,8 @@ def save_results(results:list, dest, root=None)->tuple:
             (dest/_slug(v)).mkdir(exist_ok=True)
             (dest/_slug(v)/f'seed{s}.jsonl').write_text(''.join(json.dumps(p) + '\n' for p in predictions(*d)))
     runs = [dict(experiment=n, seed=s, rounds=[{k: v for k, v in x.items() if k != 'train_dir'} for x in r],
-                 baselines={b: {k: v for k, v in x.items() if k != 'train_dir'} for b, x in base.items()}) for n, s, r, base in results]
+                 baselines={b: {k: v for k, v in x.items() if k != 'train_dir'} for b, x in base.items()})
+            for n, s, r, base in results]
     (dest/'runs.json').write_text(json.dumps(runs, indent=1))
     table, checks = claims(results)
     table.to_csv(dest/'variants.csv')
