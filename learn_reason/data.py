@@ -20,7 +20,7 @@ __all__ = ['REGISTRY', 'ARTIFACTS', 'SOURCES', 'SPLITS_URL', 'Example', 'Unknown
            'DatasetUnavailable', 'read_text', 'json_rows', 'parse_rows', 'verbalize', 'Spec', 'rows', 'spec',
            'datasets_table', 'local_files', 'load_local', 'reachable', 'load_hub', 'Artifact', 'offline_dir',
            'fetch_members', 'load_offline', 'load_synthetic', 'how_to_get', 'load_parts', 'random_split', 'ftcot_split',
-           'published_split', 'load_splits', 'load']
+           'published_split', 'load_splits', 'load', 'availability']
 
 # %% ../nbs/02_data.ipynb #effb4d7a
 @dataclass
@@ -731,3 +731,24 @@ def load_splits(name:str, # dataset name or alias
 def load(name:str, split:str='test', limit:int|None=None, **kwargs)->list:
     "Examples of dataset `name` in `split` (first `limit` only, if given); other arguments as `load_splits`"
     return load_splits(name, (split,), **kwargs)[split][:limit]
+
+# %% ../nbs/02_data.ipynb #a5b12b2c
+def availability(name:str, data_dir=None, probe:bool=True)->dict:
+    "`{source: status}` for dataset `name`, without downloading anything"
+    s, res = spec(name), {}
+    files = local_files(s.name, data_dir)
+    res['local'] = ('yes: ' + ', '.join(sorted(files))) if files else ('no files' if s.upstream else '-')
+    if not s.hub: res['hub'] = '-'
+    elif _hub_cached(_hub_repo(s)): res['hub'] = 'cached'
+    elif _hub_offline(): res['hub'] = 'offline mode'
+    else: res['hub'] = (('reachable' if reachable('https://huggingface.co') else 'unreachable') if probe
+                        else 'not checked')
+    if not s.offline: res['offline'] = '-'
+    else:
+        art = ARTIFACTS[s.offline[0]]
+        if all((offline_dir(s.offline[0])/_stored(m)).is_file() for m in s.offline[1].values()):
+            res['offline'] = 'cached'
+        else: res['offline'] = (f'{art.size / 1e6:.0f} MB download'
+                                + ('' if not probe or reachable(setting('pypi_url')) else ' (unreachable)'))
+    res['synthetic'] = 'yes' if s.synthetic else '-'
+    return res

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses, importlib, json, random
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, locked, check_identity, is_whole, is_number, note_progress
+from .config import setting, UserError, locked, check_identity, is_whole, is_number, note_progress, read_jsonl
 from .data import load, spec, REGISTRY, SOURCES
 from .synthetic import GENERATORS
 from .teacher import Committee
@@ -23,7 +23,7 @@ from .train import train, RECIPES
 
 # %% auto #0
 __all__ = ['BASELINES', 'PAPER_MODULES', 'Config', 'ConfigError', 'check_config', 'make_config', 'effective_config',
-           'method_config', 'method_params', 'flags', 'n_rounds', 'run_dir', 'task', 'uses_committee',
+           'method_config', 'method_params', 'flags', 'n_rounds', 'run_dir', 'task', 'uses_committee', 'teacher_for',
            'teacher_sampling', 'teacher_stage', 'shots', 'decoding', 'round_scores', 'lora_settings', 'train_round',
            'Round', 'exam', 'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter', 'no_feedback',
            'rationale_training_rows', 'no_negatives', 'round_', 'RunResult', 'load_steps', 'same_config', 'run']
@@ -237,16 +237,14 @@ def uses_committee(c:Config)->bool:
     "Do the configuration's rounds ask the committee (peer review, feedback) rather than one teacher?"
     return bool(flags(c) & COMMITTEE_FLAGS)
 
-def _teacher(c:Config, exs:list, committee:bool=False):
+def teacher_for(c:Config, exs:list, committee:bool=False):
+    "The run's teacher for `exs` (its committee with `committee`), as `stage` takes it"
     t = get_teacher(c.committee if committee else c.teacher, [(e, spec(c.dataset).name) for e in exs])
     if committee and not isinstance(t, Committee):
         raise ConfigError(f'parameter committee: {c.committee!r} is one teacher; peer review needs a committee')
     return t
 
 # %% ../nbs/19_pipeline.ipynb #0d13a7e4
-def _rows(path:Path)->list:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.is_file() else []
-
 def _ordered(rows:list, exs:list)->list:
     "Stage rows in a fixed order (by question, then teacher, sample and input), whatever order their answers arrived in"
     pos = {e.id: i for i, e in enumerate(exs)}
@@ -261,11 +259,11 @@ def teacher_sampling(c:Config)->dict:
 def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False, progress:bool=False,
                   split:str='train', **kw)->list:
     "Run teacher stage `prompt` over `exs` (the committee's with `committee`) to its end: its rows, in a fixed order"
-    res = stage(_teacher(c, exs, committee), c.dataset, split, prompt, examples=exs, out=out, progress=progress,
+    res = stage(teacher_for(c, exs, committee), c.dataset, split, prompt, examples=exs, out=out, progress=progress,
                 **teacher_sampling(c), **kw)
     if res.stopped or not res.complete:
         raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')
-    return _ordered(_rows(out), exs)
+    return _ordered(read_jsonl(out), exs)
 
 # %% ../nbs/19_pipeline.ipynb #46d3e833
 def shots(c:Config, exs:list)->str:

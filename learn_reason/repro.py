@@ -413,7 +413,7 @@ def estimate(c:Cell, root)->dict:
     "Teacher requests and cost bound for one method cell (`{}` for other notebooks)"
     from learn_reason.stage import stage
     from learn_reason.teacher import Committee
-    from learn_reason.pipeline import n_rounds, flags, task, _teacher, teacher_sampling
+    from learn_reason.pipeline import n_rounds, flags, task, teacher_for, teacher_sampling
     if not c.method: return {}
     p = {**notebook_params(c.notebook), **c.params}
     p.pop('out', None)
@@ -424,13 +424,13 @@ def estimate(c:Cell, root)->dict:
     try: tr, _ = task(cfg)
     except Exception as e: return dict(error=f'{type(e).__name__}: {e}'.splitlines()[0])
     d = cfg.diverse if 'diverse' in flags(cfg) else 1
-    e = stage(_teacher(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr,
+    e = stage(teacher_for(cfg, tr), cfg.dataset, 'train', 'zs-cot', samples=d, examples=tr,
               out=Path(root)/c.name/'r0'/'teacher.jsonl', dry_run=True, **teacher_sampling(cfg)).estimate
     k = n_rounds(cfg)
     if k and not cfg.mistakes:
         m = len(tr) * cfg.exam_samples
         if flags(cfg) & {'peer_review', 'feedback'}:
-            t = _teacher(cfg, tr, True)
+            t = teacher_for(cfg, tr, True)
             n = len(t.members) if isinstance(t, Committee) else 1
             later = k * (len(tr) * n + len(tr) * n * (n - 1) * ('peer_review' in flags(cfg)) + m * n)
         else: later = k * m

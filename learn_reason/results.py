@@ -9,6 +9,7 @@ from __future__ import annotations
 import html, json
 from pathlib import Path
 import pandas as pd
+from .config import read_jsonl
 from .stage import input_key
 from .recipes import PAPERS
 
@@ -160,21 +161,19 @@ def save_table(df:pd.DataFrame, out, name:str)->list:
     return [out/f'{name}.csv', out/f'{name}.html']
 
 # %% ../nbs/25_results.ipynb #e93a545f
-def _jl(p:Path)->list: return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.is_file() else []
-
 def run_samples(run_dir, # a method run's folder (a sweep cell's)
                 n:int=5, # questions per round
                )->list:
     "`[{round, id, question, gold, teacher, attempts, rationales, feedback}]` for the first `n` questions of each round"
     run_dir, out = Path(run_dir), []
-    t0 = _jl(run_dir/'r0'/'teacher.jsonl')
+    t0 = read_jsonl(run_dir/'r0'/'teacher.jsonl')
     for qid in list(dict.fromkeys(r['id'] for r in t0))[:n]:
         rs = [r for r in t0 if r['id'] == qid]
         out.append(dict(round=0, id=qid, question=rs[0]['question'], gold=rs[0]['gold'],
                         rationales=[dict(teacher=r['teacher'], text=(r.get('reasoning') or '').strip(),
                                          answer=r.get('strict'), correct=r.get('strict_correct')) for r in rs]))
     for d in sorted(run_dir.glob('r[1-9]*'), key=lambda p: int(p.name[1:])):
-        exam, rats, revs, fbs = (_jl(d/f) for f in ('exam.jsonl', 'rationales.jsonl', 'reviews.jsonl',
+        exam, rats, revs, fbs = (read_jsonl(d/f) for f in ('exam.jsonl', 'rationales.jsonl', 'reviews.jsonl',
                                                     'feedback.jsonl'))
         wrong = [r for r in exam if not r.get('strict_correct')]
         for qid in list(dict.fromkeys(r['id'] for r in wrong))[:n]:

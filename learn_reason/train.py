@@ -10,7 +10,7 @@ import hashlib, json, os, random, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from .config import setting, UserError, is_whole, is_number, note_progress
+from .config import setting, UserError, is_whole, is_number, note_progress, read_jsonl
 from .formats import Format, FORMATS, get_format, encode
 from .students import Student, load_student, save_student, seed_everything
 from .generate import evaluate
@@ -266,8 +266,7 @@ def _epoch_eval_cls():
 
 def read_metrics(out)->list:
     "The per-epoch evaluations a training stage has written"
-    p = Path(out)/'metrics.jsonl'
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.is_file() else []
+    return read_jsonl(Path(out)/'metrics.jsonl')
 
 # %% ../nbs/18_train.ipynb #fa489441
 @dataclass
