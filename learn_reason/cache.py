@@ -103,7 +103,8 @@ def _completion(js:str)->Completion:
 
 def _stored(c:Completion)->str: return json.dumps({**c.to_dict(), 'cached': False}, ensure_ascii=False)
 
-def _put(self:Cache, r:Request, c:Completion, allow_truncated:bool=False)->bool:
+@patch
+def put(self:Cache, r:Request, c:Completion, allow_truncated:bool=False)->bool:
     "Store `c` as the answer to `r` if it is complete; True if it is stored now or was already"
     if not c.ok(allow_truncated): return False
     with self._guard():
@@ -111,7 +112,8 @@ def _put(self:Cache, r:Request, c:Completion, allow_truncated:bool=False)->bool:
                            (r.key(), r.model, json.dumps(r.to_dict(), ensure_ascii=False), _stored(c), time.time()))
     return True
 
-def _get(self:Cache, key:str)->Completion|None:
+@patch
+def get(self:Cache, key:str)->Completion|None:
     "The stored answer for request key `key`, or None"
     with self._guard(): row = self._db().execute('SELECT completion FROM completions WHERE key = ?', (key,)).fetchone()
     return _completion(row[0]) if row else None
@@ -125,11 +127,10 @@ def _select(self:Cache, cols:str, keys:list):
             q = f'SELECT {cols} FROM completions WHERE key IN ({",".join("?" * len(chunk))})'
             yield from self._db().execute(q, chunk)
 
-def _get_many(self:Cache, keys:list)->dict:
+@patch
+def get_many(self:Cache, keys:list)->dict:
     "`{key: Completion}` for every key of `keys` that has a stored answer"
     return {k: _completion(js) for k, js in _select(self, 'key, completion', keys)}
-
-Cache.put, Cache.get, Cache.get_many = _put, _get, _get_many
 
 @patch
 def _keys(self:Cache, keys)->set:
@@ -149,7 +150,8 @@ def _add(self:Cache, rows:list)->int:
         return db.total_changes - before
 
 # %% ../nbs/06_cache.ipynb #f2af27e6
-def _stats(self:Cache)->dict:
+@patch
+def stats(self:Cache)->dict:
     "Rows, tokens and file size, per model and in all"
     per = {}
     with self._guard():
@@ -160,7 +162,8 @@ def _stats(self:Cache)->dict:
     size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + '*') if '.damaged-' not in p.name)
     return dict(path=str(self.path), completions=sum(r['completions'] for r in per.values()), bytes=size, models=per)
 
-def _export(self:Cache, path)->int:
+@patch
+def export(self:Cache, path)->int:
     "Write every stored answer to `path` as JSON lines; returns the count"
     n = 0
     with open(path, 'w') as f, self._guard():
@@ -180,7 +183,8 @@ def _export_row(d:dict)->tuple|None:
     created = d.get('created') if isinstance(d.get('created'), (int, float)) else time.time()
     return key, model, json.dumps(req, ensure_ascii=False), _stored(c), created
 
-def _import(self:Cache, path)->dict:
+@patch
+def import_(self:Cache, path)->dict:
     "Add the answers in a JSON-lines export; returns `{'added', 'present', 'rejected'}`"
     res = dict(added=0, present=0, rejected=0)
     with open(path) as f:
@@ -192,8 +196,6 @@ def _import(self:Cache, path)->dict:
             if row is None: res['rejected'] += 1; continue
             res['added' if self._add([row]) else 'present'] += 1
     return res
-
-Cache.stats, Cache.export, Cache.import_ = _stats, _export, _import
 
 # %% ../nbs/06_cache.ipynb #045361ea
 def move_aside(path)->Path:

@@ -7,6 +7,7 @@ Docs: https://learn-reason.github.io/learn_reason/local.html.md"""
 # %% ../nbs/12_local.ipynb #c78c57e1
 from __future__ import annotations
 import asyncio, os, threading
+from fastcore.basics import patch
 from .teacher import Teacher, Request, Completion, TeacherError
 
 # %% auto #0
@@ -44,6 +45,7 @@ class LocalTeacher(Teacher):
         if self._tok.pad_token_id is None: self._tok.pad_token = self._tok.eos_token
 
 # %% ../nbs/12_local.ipynb #37e24b2c
+@patch
 def _inputs(self:LocalTeacher, r:Request):
     tok = self._tok
     if r.messages is not None and getattr(tok, 'chat_template', None):
@@ -51,6 +53,7 @@ def _inputs(self:LocalTeacher, r:Request):
     text = r.prompt if r.prompt is not None else '\n\n'.join(m['content'] for m in r.messages)
     return tok(text, return_tensors='pt', add_special_tokens=False)
 
+@patch
 def _generate(self:LocalTeacher, r:Request)->Completion:
     import torch
     with self._lock:
@@ -69,6 +72,5 @@ def _generate(self:LocalTeacher, r:Request)->Completion:
         return Completion(text, 'stop' if ended else 'length', int(enc['input_ids'].shape[1]),
                           int(len(new)), self.model)
 
-async def _acomplete(self:LocalTeacher, r:Request)->Completion: return await asyncio.to_thread(self._generate, r)
-
-LocalTeacher._inputs, LocalTeacher._generate, LocalTeacher.acomplete = _inputs, _generate, _acomplete
+@patch
+async def acomplete(self:LocalTeacher, r:Request)->Completion: return await asyncio.to_thread(self._generate, r)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio, json, os
 from urllib.parse import urlsplit
 import httpx2, openai
+from fastcore.basics import patch
 from .config import setting, SettingsError
 from .teacher import Teacher, Request, Completion, TeacherError, approx_tokens
 from .run import Retryable
@@ -73,6 +74,7 @@ def _retry_after(e:openai.APIStatusError)->float|None:
         except (KeyError, TypeError, ValueError): pass
     return None
 
+@patch
 def _status_error(self:OpenAITeacher, e:openai.APIStatusError)->Exception:
     s, msg = e.status_code, getattr(e, 'message', str(e))
     if s in (408, 409, 429) or s >= 500: return Retryable(f'{s}: {msg}', _retry_after(e))
@@ -80,7 +82,8 @@ def _status_error(self:OpenAITeacher, e:openai.APIStatusError)->Exception:
     if s == 404: return TeacherError(f'{self.base_url}: model {self.model!r} not found (404): {msg}')
     return TeacherError(f'{self.base_url} rejected the request ({s}): {msg}')
 
-async def _acomplete(self:OpenAITeacher, r:Request)->Completion:
+@patch
+async def acomplete(self:OpenAITeacher, r:Request)->Completion:
     "Send `r`; raise `Retryable` for failures worth another try"
     cli, chat = self._client(), r.endpoint == 'chat'
     try:
@@ -101,5 +104,3 @@ async def _acomplete(self:OpenAITeacher, r:Request)->Completion:
     except (KeyError, IndexError, TypeError): raise Retryable('reply with no choices') from None
     return Completion(text, ch.get('finish_reason') or 'stop', u.get('prompt_tokens') or approx_tokens(r.text),
                       u.get('completion_tokens') or approx_tokens(text), resp.get('model') or self.model)
-
-OpenAITeacher._status_error, OpenAITeacher.acomplete = _status_error, _acomplete

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast, hashlib, random, re
 from dataclasses import dataclass, replace
 from typing import Callable
+from fastcore.basics import patch
 # review_score: only this notebook's examples use it
 from .prompts import identify, review_score, SOLUTION_MARK  # noqa: F401
 from .teacher import Teacher, Request, Completion, approx_tokens
@@ -398,7 +399,8 @@ def _cut(text:str, max_tokens:int)->tuple:
     "A reply held to `max_tokens` (four characters a token), and its finish reason"
     return (text, 'stop') if approx_tokens(text) <= max_tokens else (text[:4 * max_tokens], 'length')
 
-async def _acomplete(self:ScriptedTeacher, r:Request)->Completion:
+@patch
+async def acomplete(self:ScriptedTeacher, r:Request)->Completion:
     "Recognise the prompt and answer it"
     info, rng = identify(r.text), self.rng(r)
     info['sampled'] = bool(r.temperature)
@@ -408,11 +410,10 @@ async def _acomplete(self:ScriptedTeacher, r:Request)->Completion:
                       approx_tokens(' '.join(m['content'] for m in r.messages) if r.messages else r.prompt),
                       approx_tokens(text), self.model)
 
-ScriptedTeacher.acomplete = _acomplete
-
 # %% ../nbs/10_scripted.ipynb #2c9b64c6
 _UNSURE = "I am not sure how to solve this one. My best guess is that the answer is {}."
 
+@patch
 def _zs_cot(self:ScriptedTeacher, info:dict, rng)->str:
     "Zero-shot-CoT reasoning: the steps, and the answer they reach"
     s = self.solution(info['question'])
@@ -420,6 +421,7 @@ def _zs_cot(self:ScriptedTeacher, info:dict, rng)->str:
     s, _ = draft(s, self.persona, rng)
     return ' ' + ' '.join(_steps(s, info, rng) + [f'So the answer is {s.answer}.'])
 
+@patch
 def _zs_cot_answer(self:ScriptedTeacher, info:dict, rng)->str:
     "Zero-shot-CoT step 2: read the answer off the reasoning"
     s = self.solution(info['question'])
@@ -428,6 +430,7 @@ def _zs_cot_answer(self:ScriptedTeacher, info:dict, rng)->str:
            or extract_flexible(info['reasoning'], kind, letters))
     return f' ({ans}).' if kind == 'choice' and ans else f' {ans or "unknown"}.'
 
+@patch
 def _rationale(self:ScriptedTeacher, info:dict, rng)->str:
     "MAPD: the teacher's own rationale (StrategyQA's prompt asks for true/false first)"
     s = self.solution(info['question'])
@@ -437,10 +440,8 @@ def _rationale(self:ScriptedTeacher, info:dict, rng)->str:
         return f'{"True" if s.answer == "yes" else "False"}. ' + ' '.join(_steps(s, info, rng))
     return replace(s, steps=_steps(s, info, rng)).text()
 
-ScriptedTeacher._zs_cot, ScriptedTeacher._zs_cot_answer, ScriptedTeacher._rationale = (
-    _zs_cot, _zs_cot_answer, _rationale)
-
 # %% ../nbs/10_scripted.ipynb #a380ad96
+@patch
 def _diagnose(self:ScriptedTeacher, info:dict, rng)->tuple:
     "`(correct solution or None, the student's first wrong step or None, the gold answer)`"
     gold, _ = _gold_kind(info['gold'])
@@ -451,6 +452,7 @@ def _diagnose(self:ScriptedTeacher, info:dict, rng)->tuple:
         wrong = rng.choice(_sentences(info['attempt']) or [None])
     return s, wrong, gold
 
+@patch
 def _feedback(self:ScriptedTeacher, info:dict, rng)->str:
     "MAPD: point out the student's mistake"
     s, wrong, gold = self._diagnose(info, rng)
@@ -459,6 +461,7 @@ def _feedback(self:ScriptedTeacher, info:dict, rng)->str:
     if s is not None: out.append('Here is the correct reasoning: ' + ' '.join(s.steps))
     return ' '.join(out + [f'The correct answer is {gold}.'])
 
+@patch
 def _tailored(self:ScriptedTeacher, info:dict, rng)->str:
     "Learn-to-Reason: a corrected rationale that starts from the student's first wrong step"
     s, wrong, gold = self._diagnose(info, rng)
@@ -468,9 +471,8 @@ def _tailored(self:ScriptedTeacher, info:dict, rng)->str:
     s, _ = draft(s, self.persona, rng)
     return f'{head} {SOLUTION_MARK} ' + replace(s, steps=_steps(s, info, rng)).text()
 
-ScriptedTeacher._diagnose, ScriptedTeacher._feedback, ScriptedTeacher._tailored = _diagnose, _feedback, _tailored
-
 # %% ../nbs/10_scripted.ipynb #a743a36b
+@patch
 def _review(self:ScriptedTeacher, info:dict, rng)->str:
     "MAPD peer review: 5 for a right answer with sound steps, 3 if a step or a calculation is wrong, 1-2 for a wrong answer"  # noqa: E501
     gold, kind = _gold_kind(info['gold'])
@@ -487,6 +489,3 @@ def _review(self:ScriptedTeacher, info:dict, rng)->str:
     if rng.random() < self.persona.noise: score, why = rng.randint(1, 5), 'seems plausible overall'
     score = min(5, max(1, score + self.persona.leniency))
     return f'Let me check the rationale step by step. It {why}. [{score}]'
-
-ScriptedTeacher._review = _review
-

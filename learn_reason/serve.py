@@ -10,6 +10,7 @@ import asyncio, collections, hashlib, json, random, threading, time, uuid
 from dataclasses import dataclass
 from functools import partial
 from aiohttp import web
+from fastcore.basics import patch
 # Teacher, approx_tokens: only this notebook's examples use them
 from .teacher import Teacher, Committee, Request, Completion, approx_tokens  # noqa: F401
 
@@ -100,9 +101,11 @@ class TeacherServer:
     def __repr__(self): return f'TeacherServer({self.url}, models={list(self.teachers)})'
 
 # %% ../nbs/08_serve.ipynb #f9e38f26
+@patch
 def _authorised(self:TeacherServer, req:web.Request)->bool:
     return self.api_key is None or req.headers.get('Authorization') == f'Bearer {self.api_key}'
 
+@patch
 async def _fault(self:TeacherServer, kind:str, req:web.Request)->web.StreamResponse:
     "Spoil this answer in the way `kind` says"
     self.faulted[kind] += 1
@@ -120,6 +123,7 @@ async def _fault(self:TeacherServer, kind:str, req:web.Request)->web.StreamRespo
     await asyncio.sleep(self.faults.stall)  # 'stall': far past the client's timeout; the client has given up by now
     return _error(504, 'stalled (injected)')
 
+@patch
 async def _complete(self:TeacherServer, req:web.Request, endpoint:str)->web.StreamResponse:
     if not self._authorised(req): return _error(401, 'Incorrect API key provided', 'invalid_request_error')
     raw = await req.read()
@@ -141,13 +145,12 @@ async def _complete(self:TeacherServer, req:web.Request, endpoint:str)->web.Stre
     self.answered[key] += 1
     return web.json_response((chat_reply if endpoint == 'chat' else text_reply)(c, teacher.model))
 
-TeacherServer._authorised, TeacherServer._fault, TeacherServer._complete = _authorised, _fault, _complete
-
 # %% ../nbs/08_serve.ipynb #701f8396
 def _file_obj(fid:str, f:dict)->dict:
     return dict(id=fid, object='file', bytes=len(f['data']), created_at=f['created'], filename=f['name'],
                 purpose=f['purpose'], status='processed')
 
+@patch
 async def _upload(self:TeacherServer, req:web.Request)->web.Response:
     if not self._authorised(req): return _error(401, 'Incorrect API key provided', 'invalid_request_error')
     form, fid = await req.post(), f'file-{uuid.uuid4().hex[:24]}'
@@ -155,15 +158,15 @@ async def _upload(self:TeacherServer, req:web.Request)->web.Response:
     self.files[fid] = dict(data=up.file.read(), name=up.filename, purpose=form.get('purpose', 'batch'), created=_now())
     return web.json_response(_file_obj(fid, self.files[fid]))
 
+@patch
 async def _file(self:TeacherServer, req:web.Request)->web.Response:
     f = self.files.get(fid := req.match_info['id'])
     if f is None: return _error(404, f'No such File object: {fid}', 'invalid_request_error')
     if req.path.endswith('/content'): return web.Response(body=f['data'], content_type='application/octet-stream')
     return web.json_response(_file_obj(fid, f))
 
-TeacherServer._upload, TeacherServer._file = _upload, _file
-
 # %% ../nbs/08_serve.ipynb #d83295d3
+@patch
 async def _create_batch(self:TeacherServer, req:web.Request)->web.Response:
     if not self._authorised(req): return _error(401, 'Incorrect API key provided', 'invalid_request_error')
     body = await req.json()
@@ -178,6 +181,7 @@ async def _create_batch(self:TeacherServer, req:web.Request)->web.Response:
     self._tasks.add(task); task.add_done_callback(self._tasks.discard)
     return web.json_response(self.batches[bid])
 
+@patch
 async def _process_batch(self:TeacherServer, bid:str):
     b = self.batches[bid]
     lines = [json.loads(l) for l in self.files[b['input_file_id']]['data'].decode().splitlines() if l.strip()]
@@ -202,6 +206,7 @@ async def _process_batch(self:TeacherServer, bid:str):
                            purpose='batch_output', created=_now())
     b.update(status='completed', output_file_id=fid, finalizing_at=_now(), completed_at=_now())
 
+@patch
 async def _batch(self:TeacherServer, req:web.Request)->web.Response:
     b = self.batches.get(bid := req.match_info['id'])
     if b is None: return _error(404, f'No such Batch object: {bid}', 'invalid_request_error')
@@ -209,9 +214,8 @@ async def _batch(self:TeacherServer, req:web.Request)->web.Response:
         b.update(status='cancelling', cancelling_at=_now())
     return web.json_response(b)
 
-TeacherServer._create_batch, TeacherServer._process_batch, TeacherServer._batch = _create_batch, _process_batch, _batch
-
 # %% ../nbs/08_serve.ipynb #9c7e5d87
+@patch
 def _app(self:TeacherServer)->web.Application:
     app = web.Application(client_max_size=512 * 2**20)
     async def models(req):
@@ -229,7 +233,8 @@ def _app(self:TeacherServer)->web.Application:
                     web.get('/stats', stats), web.post('/control/hold', hold)])
     return app
 
-def _start(self:TeacherServer)->TeacherServer:
+@patch
+def start(self:TeacherServer)->TeacherServer:
     "Serve in a background thread; returns once the server is listening"
     ready = threading.Event()
     async def main():
@@ -246,16 +251,19 @@ def _start(self:TeacherServer)->TeacherServer:
     self._thread.start(); ready.wait(30)
     return self
 
-def _stop_server(self:TeacherServer):
+@patch
+def stop(self:TeacherServer):
     "Stop a server started with `start()`"
     if self._thread is None: return
     self._loop.call_soon_threadsafe(self._stop.set); self._thread.join(30); self._thread = None
 
-def _serve_forever(self:TeacherServer):
+@patch
+def serve_forever(self:TeacherServer):
     "Serve in the foreground until interrupted (`learn-reason teacher serve`)"
     web.run_app(self._app(), host=self.host, port=self.port, print=None, access_log=None)
 
-TeacherServer._app, TeacherServer.start, TeacherServer.stop, TeacherServer.serve_forever = (
-    _app, _start, _stop_server, _serve_forever)
-TeacherServer.__enter__ = lambda self: self.start()
-TeacherServer.__exit__ = lambda self, *a: self.stop()
+@patch
+def __enter__(self:TeacherServer): return self.start()
+
+@patch
+def __exit__(self:TeacherServer, *a): self.stop()
