@@ -16,21 +16,24 @@ from .stage import input_key, describe
 from .pipeline import (Config, ConfigError, Round, RunResult, run, method_config, step, teacher_stage)
 
 # %% auto #0
-__all__ = ['peer_review', 'feedback', 'is_member', 'check_members', 'training_pairs', 'recorded_mistakes', 'mapd', 'mapd_replay']
+__all__ = ['review_scores', 'peer_review', 'feedback', 'is_member', 'check_members', 'training_pairs', 'recorded_mistakes',
+           'mapd', 'mapd_replay']
 
 # %% ../nbs/22_mapd.ipynb #722b07a8
+def review_scores(rows:list)->callable:
+    "From a review stage's rows, `scores(id, author, rationale)`: the scores that rationale of `author` received"
+    by = defaultdict(list)
+    for v in rows: by[(v['id'], v['of'], v['input'])].append(v['score'])
+    return lambda qid, author, text: by[(qid, author, input_key(author, text))]
+
 @step('select', 'peer_review')
 def peer_review(c:Config, r:Round)->list:
     "The round's rationales with their reviewers' `scores` and whether each is `accepted` (mean valid score > threshold)"  # noqa: E501
     inputs = [dict(id=x['id'], rationale=x['rationale'], teacher=x['teacher']) for x in r.rats]
     rows = teacher_stage(c, 'review', r.exs, r.out/'reviews.jsonl', True, r.progress, inputs=inputs)
-    scores = defaultdict(list)
-    for v in rows: scores[(v['id'], v['of'], v['input'])].append(v['score'])
-    out = []
-    for x in r.rats:
-        s = scores[(x['id'], x['teacher'], input_key(x['teacher'], x['rationale']))]
-        out.append(dict(x, scores=s, accepted=accepted(s, c.review_threshold)))
-    return out
+    scores = review_scores(rows)
+    return [dict(x, scores=(s := scores(x['id'], x['teacher'], x['rationale'])),
+                 accepted=accepted(s, c.review_threshold)) for x in r.rats]
 
 # %% ../nbs/22_mapd.ipynb #9e63f79d
 @step('feedback', 'feedback')

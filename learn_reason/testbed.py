@@ -14,12 +14,12 @@ from pathlib import Path
 from .config import setting, read_jsonl
 from .pipeline import run, make_config
 from .prompts import accepted
-from .stage import input_key
+from .mapd import review_scores
 
 # %% auto #0
 __all__ = ['TASK', 'FEW', 'ROUNDS', 'NOISY', 'WRONG_ENDS', 'GREEDY', 'VARIANTS', 'CLAIMS', 'experiments', 'testbed_root',
-           'run_testbed', 'variant_dirs', 'predictions', 'paired_interval', 'claims', 'save_results', 'sweep_results',
-           'error_kind', 'review_kinds']
+           'run_testbed', 'variant_dirs', 'predictions', 'paired_interval', 'variant_predictions', 'claims',
+           'save_results', 'sweep_results', 'error_kind', 'review_kinds']
 
 # %% ../nbs/23_testbed.ipynb #928d16f4
 TASK = dict(dataset='last_letter_concatenation', source='synthetic', data=dict(n=1000, names=3), test_limit=200,
@@ -129,12 +129,15 @@ def paired_interval(better:dict, worse:dict, n:int=2000, seed:int=0)->list:
     means = sorted(statistics.mean(rng.choices(d, k=len(d))) for _ in range(n))
     return [round(means[int(0.025 * n)], 4), round(means[int(0.975 * n) - 1], 4)]
 
-def claims(results:list)->tuple:
+def variant_predictions(results:list)->dict:
+    "`{variant: {seed: predictions}}`, each stage's file read once"
+    return {v: {s: predictions(*d) for s, d in by.items()} for v, by in variant_dirs(results).items()}
+
+def claims(results:list, preds:dict|None=None)->tuple:
     "`(table, checks)`: mean ± std per variant over seeds, and per claim the means, the paired interval and the verdict"
     import pandas as pd
-    dirs = variant_dirs(results)
-    corr = {v: {s: {p['id']: int(p['correct']) for p in predictions(*d)} for s, d in by.items()}
-            for v, by in dirs.items()}
+    preds = variant_predictions(results) if preds is None else preds
+    corr = {v: {s: {p['id']: int(p['correct']) for p in ps} for s, ps in by.items()} for v, by in preds.items()}
     acc = {v: {s: statistics.mean(c.values()) for s, c in by.items()} for v, by in corr.items()}
     rows = [dict(variant=v, seeds=len(a), mean=round(statistics.mean(a.values()), 4),
                  std=round(statistics.stdev(a.values()), 4) if len(a) > 1 else 0.0,
@@ -159,15 +162,16 @@ def _slug(v:str)->str: return ''.join(ch if ch.isalnum() else '-' for ch in v.lo
 def save_results(results:list, dest, root=None)->tuple:
     "Write predictions, runs, variants, claims (with `root`, what the reviews accepted) under `dest`; `(table, checks)`"
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    for v, by in variant_dirs(results).items():
-        for s, d in by.items():
+    preds = variant_predictions(results)
+    for v, by in preds.items():
+        for s, ps in by.items():
             (dest/_slug(v)).mkdir(exist_ok=True)
-            (dest/_slug(v)/f'seed{s}.jsonl').write_text(''.join(json.dumps(p) + '\n' for p in predictions(*d)))
+            (dest/_slug(v)/f'seed{s}.jsonl').write_text(''.join(json.dumps(p) + '\n' for p in ps))
     runs = [dict(experiment=n, seed=s, rounds=[{k: v for k, v in x.items() if k != 'train_dir'} for x in r],
                  baselines={b: {k: v for k, v in x.items() if k != 'train_dir'} for b, x in base.items()})
             for n, s, r, base in results]
     (dest/'runs.json').write_text(json.dumps(runs, indent=1))
-    table, checks = claims(results)
+    table, checks = claims(results, preds)
     table.to_csv(dest/'variants.csv')
     (dest/'claims.json').write_text(json.dumps(checks.to_dict('records'), indent=1, default=bool))
     revs = [dict(experiment=n, seed=s, kind=k, accepted=a, rejected=r) for n, s, *_ in results if root
@@ -203,10 +207,9 @@ def review_kinds(run_dir, threshold:float=3.0)->dict:
     "`{error kind: (accepted, rejected)}` over a MAPD run's round-1 rationales, as its peer review judged them"
     d = Path(run_dir)/'r1'
     if not (d/'reviews.jsonl').is_file(): return {}
-    scores, out = defaultdict(list), defaultdict(lambda: [0, 0])
-    for v in read_jsonl(d/'reviews.jsonl'): scores[(v['id'], v['of'], v['input'])].append(v['score'])
+    scores, out = review_scores(read_jsonl(d/'reviews.jsonl')), defaultdict(lambda: [0, 0])
     for x in read_jsonl(d/'rationales.jsonl'):
-        ok = accepted(scores[(x['id'], x['teacher'], input_key(x['teacher'], x['text'].strip()))], threshold)
+        ok = accepted(scores(x['id'], x['teacher'], x['text'].strip()), threshold)
         out[error_kind(x['text'], x['gold'])][0 if ok else 1] += 1
     return {k: tuple(v) for k, v in out.items()}
 

@@ -1,5 +1,5 @@
 "Sweeps end to end through the console script: failing and bad cells, a sweep killed mid-cell and resumed, the report, Ray."
-import json, os, signal, subprocess, sys, time
+import csv, json, os, signal, subprocess, sys, time
 from pathlib import Path
 import nbformat, pytest
 from conftest import BIN, ROOT, cli
@@ -133,7 +133,7 @@ def test_a_demo_shaped_sweep_opens_its_report_with_the_claims(env, tmp_path):
     s.write_text(yaml.safe_dump(dict(name='d', defaults=tiny, runs=runs, reports=[dict(notebook='claims.ipynb')])))
     r = cli('repro', s, '--root', tmp_path/'d', '--quiet', env=env)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    claims = {c['claim']: c for c in __import__('csv').DictReader(open(tmp_path/'d'/'claims'/'claims_table.csv'))}
+    claims = {c['claim']: c for c in csv.DictReader(open(tmp_path/'d'/'claims'/'claims_table.csv'))}
     assert set(claims) == {'Fine-tune-CoT beats vanilla fine-tuning', 'tailored round 1 beats round 0'}, claims
     ft = json.loads((tmp_path/'d'/'ftcot'/'results.json').read_text())
     c = claims['Fine-tune-CoT beats vanilla fine-tuning']  # its numbers are the runs' last-epoch accuracies
