@@ -58,7 +58,7 @@ lint: $(STAMP)
 # The library must be what nbdev-export makes of the notebooks, the notebooks must be clean, and README.md must be
 # what nbs/index.ipynb renders to. The check runs all three in place, compares, and puts every file back as it was.
 sync: $(STAMP)
-	$(TEST_ENV) $(BIN)/learn-reason sync
+	$(TEST_ENV) $(BIN)/python tools/docs.py sync
 
 nbtest: $(STAMP)
 	$(TEST_ENV) $(BIN)/nbdev-test --n-workers 2 --timing
@@ -73,10 +73,10 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory pytest
 
 docs: $(STAMP)
-	$(TEST_ENV) $(BIN)/learn-reason docs
+	$(TEST_ENV) $(BIN)/python tools/docs.py docs
 
 readme: $(STAMP)
-	$(TEST_ENV) $(BIN)/learn-reason readme
+	$(TEST_ENV) $(BIN)/python tools/docs.py readme
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -3,7 +3,7 @@
   .venv/bin/python bench/demo.py [--jobs 2]
 
 Runs papers_repro/sweeps/demo.yaml from nothing (a fresh sweep folder and a fresh teacher cache) through the same
-`learn_reason.repro.sweep` that `make demo` uses, and records the wall time, the time of each cell and whether any
+`learn_reason.repro.sweep.sweep` that `make demo` uses, and records the wall time, the time of each cell and whether any
 failed. The goal is at most 10 minutes on 2 CPU cores.
 """
 import argparse, json, os, platform, statistics, sys, tempfile, time
@@ -19,7 +19,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix='demo-bench-'))
     os.environ['LEARN_REASON_CACHE_DIR'] = str(work/'cache')  # nothing answered before: the teacher requests count too
     os.environ.setdefault('TRANSFORMERS_VERBOSITY', 'error')
-    from learn_reason.repro import sweep
+    from learn_reason.repro.sweep import sweep
     t0 = time.perf_counter()
     r = sweep(ROOT/'papers_repro'/'sweeps'/'demo.yaml', root=work/'demo', jobs=a.jobs)
     wall = time.perf_counter() - t0

@@ -4,7 +4,7 @@
 
 Measured in one run, torch on one thread, each variant in its own process (so its peak memory is its own):
   1. generation: a tiny student trained for two epochs on coin flips (so its outputs end with EOS, as a real student's
-     do) answers the same prompts through `learn_reason.generate.generate` (sorted, left-padded batches, KV cache,
+     do) answers the same prompts through `learn_reason.students.evaluate.generate` (sorted, left-padded batches, KV cache,
      finished rows dropped) and through one `model.generate` call per prompt; both greedy (the outputs are compared).
      Goal >= 8x. Also an untrained student on arithmetic prompts, which writes the full `--new-tokens` every time:
      the speed-up of batched decoding alone.
@@ -24,13 +24,13 @@ def peak_mb()->float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 def _student(path=None):
     import torch
     torch.set_num_threads(1)
-    from learn_reason.students import load_student
+    from learn_reason.students.models import load_student
     return load_student(path or 'tiny-gpt2', seed=0)
 
 def _trained(a)->str:
     "A tiny student trained for two epochs on coin flips (its outputs end with EOS, as a real student's do)"
-    from learn_reason.data import load
-    from learn_reason.train import train
+    from learn_reason.data.datasets import load
+    from learn_reason.students.train import train
     exs = load('coin_flip', 'train', source='synthetic')
     res = train('tiny-gpt2', [dict(id=e.id, question=e.question, answer=e.answer, rationale=e.rationale) for e in exs], 'ft_cot_token',
                 out=Path(a.work)/'coin', epochs=2, learning_rate=2e-3, batch_size=16, progress=False,
@@ -38,8 +38,8 @@ def _trained(a)->str:
     return str(res.final)
 
 def gen_variant(kind:str, a)->dict:
-    from learn_reason.data import load
-    from learn_reason.generate import generate
+    from learn_reason.data.datasets import load
+    from learn_reason.students.evaluate import generate
     kind, which = kind.split('-')
     s = _student(a.model if which == 'trained' else None)
     name, kw = ('coin_flip', {}) if which == 'trained' else ('arithmetic', dict(steps=3, digits=3))
@@ -62,9 +62,9 @@ def gen_variant(kind:str, a)->dict:
 
 def train_variant(kind:str, a)->dict:
     import torch
-    from learn_reason.data import load
-    from learn_reason.formats import FORMATS
-    from learn_reason.train import features, Collator, LengthGroupedSampler, _forward, token_loss
+    from learn_reason.data.datasets import load
+    from learn_reason.students.formats import FORMATS
+    from learn_reason.students.train import features, Collator, LengthGroupedSampler, _forward, token_loss
     s = _student()
     exs = load('arithmetic', 'train', source='synthetic', n=1000, steps=3, digits=3)
     rows = [dict(id=e.id, question=e.question, answer=e.answer, rationale=e.rationale) for e in exs]

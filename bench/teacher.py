@@ -3,7 +3,7 @@
   .venv/bin/python bench/teacher.py [--requests 2000] [--latency 0.1] [--concurrency 64] [--sequential 100]
 
 The loopback server runs in its own process (`learn-reason teacher serve`) with a fixed latency per answer, standing in
-for a remote API; the client is the real `openai` client inside `learn_reason.run.arun`. Measured in one run:
+for a remote API; the client is the real `openai` client inside `learn_reason.teachers.dispatch.arun`. Measured in one run:
   1. one request at a time, over the first `--sequential` requests (their rate stands for the whole set),
   2. `--concurrency` requests in flight over all `--requests`, against the concurrency-limited ideal: the requests go
      in ceil(requests / concurrency) waves of one latency each (2000 at 64 in flight: 32 waves, 3.2 s, 625 req/s),
@@ -26,11 +26,11 @@ def main():
     ap.add_argument('--out', default=str(ROOT/'bench'/'results.json'))
     a = ap.parse_args()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    from learn_reason.prompts import zs_cot
-    from learn_reason.openai_teacher import OpenAITeacher
-    from learn_reason.run import run
-    from learn_reason.cache import Cache
-    from learn_reason.synthetic import generate
+    from learn_reason.teachers.prompts import zs_cot
+    from learn_reason.teachers.openai_api import OpenAITeacher
+    from learn_reason.teachers.dispatch import run
+    from learn_reason.teachers.cache import Cache
+    from learn_reason.data.synthetic import generate
 
     port, tmp = free_port(), Path(tempfile.mkdtemp())
     srv = subprocess.Popen([str(Path(sys.executable).parent/'learn-reason'), 'teacher', 'serve', '--teacher', 'scripted', '--port', str(port),

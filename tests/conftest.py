@@ -10,10 +10,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def tools_module(name:str):
+    "A module of the project's build tooling (`tools/<name>.py`, outside the importable library)"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', ROOT/'tools'/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope='session')
 def reference()->Path:
     "The project's reference copy of the benchmark files; tests that need it skip where it is absent"
-    from learn_reason.config import reference_data
+    from learn_reason.core.settings import reference_data
     p = reference_data()
     if p is None or not (p/'benchmarks').is_dir(): pytest.skip('reference data (../shared/data) not found beside the checkout')
     return p

@@ -1,6 +1,6 @@
 "The `learn-reason` console script end to end: every command, and every user error as one clear line."
-import json
-from conftest import cli, jsonl, ROOT
+import json, subprocess
+from conftest import cli, jsonl, BIN, ROOT
 
 DATASETS = ('gsm8k svamp multiarith addsub singleeq aqua commonsense_qa strategyqa date_understanding '
             'tracking_shuffled_objects coin_flip last_letter_concatenation asdiv logiqa').split()
@@ -12,7 +12,13 @@ def no_traceback(r): assert 'Traceback' not in r.stderr + r.stdout, r.stderr
 def test_help_lists_commands(env):
     r = cli('--help', env=env)
     assert r.returncode == 0
-    for c in ('config', 'data', 'score', 'demo', 'docs', 'readme', 'sync'): assert c in r.stdout
+    for c in ('config', 'data', 'score', 'demo', 'teacher', 'student', 'method', 'testbed', 'repro', 'doctor'):
+        assert c in r.stdout
+    assert 'readme' not in r.stdout and 'sync' not in r.stdout   # the docs builder is build tooling, not the CLI
+    r = subprocess.run([str(BIN/'python'), str(ROOT/'tools'/'docs.py'), '--help'], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for c in ('docs', 'readme', 'sync'): assert c in r.stdout
 
 
 def test_data_list_names_every_dataset_and_source(env):

@@ -3,9 +3,9 @@ import functools, hashlib, http.server, io, json, threading, urllib.request, zip
 from pathlib import Path
 import numpy as np
 import pytest
-from learn_reason import data as D
-from learn_reason.answers import score_gold, exception_counts
-from learn_reason.config import SettingsError
+from learn_reason.data import datasets as D
+from learn_reason.data.answers import score_gold, exception_counts
+from learn_reason.core.settings import SettingsError
 
 # methods.md §1.4, typed in from the paper's table (not read from the registry, so the two check each other)
 PAPER_SIZES = dict(singleeq=(508, 356, 152), addsub=(395, 276, 119), multiarith=(600, 420, 180), gsm8k=(8792, 7473, 1319),

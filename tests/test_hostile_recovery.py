@@ -6,8 +6,8 @@ from conftest import cli, jsonl
 
 def filled_cache(path:Path, n:int)->dict:
     "A cache file holding `n` answers written through the Cache API, its log folded into the file; `{key: text}`"
-    from learn_reason.cache import Cache
-    from learn_reason.teacher import Request, Completion
+    from learn_reason.teachers.cache import Cache
+    from learn_reason.teachers.base import Request, Completion
     c, out = Cache(path), {}
     for i in range(n):
         r = Request('scripted', [dict(role='user', content=f'question {i}')])
@@ -56,7 +56,7 @@ def test_truncated_cache_is_set_aside_and_a_fresh_one_started(env, tmp_path):
 
 
 def test_doctor_finds_garbage_inside_a_stage_file_and_repairs_it(env, tmp_path, monkeypatch):
-    from learn_reason.doctor import doctor, report
+    from learn_reason.repro.doctor import doctor, report
     monkeypatch.setenv('LEARN_REASON_CACHE_DIR', str(tmp_path/'no-cache'))  # no default cache to look at
     out = tmp_path/'runs'/'rat.jsonl'
     r = cli('teacher', 'run', '--teacher', 'scripted', '--dataset', 'arithmetic', '--source', 'synthetic', '-n', 8,
@@ -84,9 +84,9 @@ def test_doctor_finds_garbage_inside_a_stage_file_and_repairs_it(env, tmp_path, 
 
 
 def test_rebuild_puts_back_answers_that_stage_rows_record(tmp_path):
-    from learn_reason.cache import Cache
-    from learn_reason.prompts import zs_cot, zs_cot_answer
-    from learn_reason.teacher import make_request
+    from learn_reason.teachers.cache import Cache
+    from learn_reason.teachers.prompts import zs_cot, zs_cot_answer
+    from learn_reason.teachers.base import make_request
     step1 = make_request(zs_cot('What is 2 + 3?'), 'm', dataset='t', id='t-0')
     step2 = make_request(zs_cot_answer('What is 2 + 3?', ' 2 + 3 = 5.'), 'm', dataset='t', id='t-0')
     rows = [dict(dataset='t', split='train', id='t-0', teacher='m', prompt='zs-cot', sample=0, input='', text=' 5',
@@ -103,8 +103,8 @@ def test_rebuild_puts_back_answers_that_stage_rows_record(tmp_path):
 
 
 def test_a_lost_cache_is_rebuilt_from_the_stage_files_and_nothing_is_asked_twice(env, tmp_path):
-    from learn_reason.cache import Cache
-    from learn_reason.doctor import doctor, report
+    from learn_reason.teachers.cache import Cache
+    from learn_reason.repro.doctor import doctor, report
     runs, f = tmp_path/'runs', tmp_path/'cache'/'teacher.sqlite'
     args = ('teacher', 'run', '--teacher', 'scripted', '--dataset', 'arithmetic', '--source', 'synthetic', '-n', 12)
     stage = lambda prompt, out, *a: cli(*args, '--prompt', prompt, '--out', out, *a, env=env)

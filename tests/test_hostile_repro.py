@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 import nbformat, pytest
 from conftest import cli
-from learn_reason.config import UserError
+from learn_reason.core.settings import UserError
 
 
 def tiny_nb(d:Path)->Path:
@@ -114,7 +114,7 @@ def test_wrongly_typed_fields_are_one_line_errors_naming_the_field(env, tmp_path
 
 
 def test_sweep_refuses_bad_jobs_and_threads_before_anything_runs(tmp_path):
-    from learn_reason.repro import sweep
+    from learn_reason.repro.sweep import sweep
     s = spec(tmp_path, 'runs:\n  - {name: cell, notebook: tiny.ipynb}\n')
     for bad in (dict(jobs=0), dict(jobs=-2), dict(jobs=1.5), dict(jobs='2'), dict(jobs=True),
                 dict(threads=0), dict(threads=2.0), dict(threads=None)):

@@ -11,8 +11,8 @@ pytest.importorskip('torch')
 def test_mapd_replay_accepts_what_the_paper_accepted(reference, tmp_path):
     "MAPD's SVAMP mistakes and its three teachers' recorded rationales and reviews, through our round's own steps"
     import random
-    from learn_reason.pipeline import method_config, Round, pick, flags, load_steps
-    from learn_reason.mapd import recorded_mistakes
+    from learn_reason.methods.pipeline import method_config, Round, pick, flags, load_steps
+    from learn_reason.methods.mapd import recorded_mistakes
     load_steps()
     c = method_config('mapd', dataset='svamp', mistakes='mapd', committee='replay:mapd', comparable=True, out=str(tmp_path/'run'))
     wrong, exs = recorded_mistakes(c)
@@ -26,7 +26,7 @@ def test_mapd_replay_accepts_what_the_paper_accepted(reference, tmp_path):
 
 SCRIPT = '''
 import sys, torch; torch.set_num_threads(1)
-from learn_reason.learn_to_reason import learn_to_reason
+from learn_reason.methods.learn_to_reason import learn_to_reason
 r = learn_to_reason('coin_flip', rounds=1, teacher='local', source='synthetic', data=dict(n=80), test_limit=8, epochs=2,
                     round_epochs=1, exam_samples=2, max_new=40, out=sys.argv[1])
 '''
@@ -81,7 +81,7 @@ def test_bad_method_parameters_are_one_line(env):
 
 def test_the_papers_steps_compose_in_one_round(env, tmp_path):
     "Diverse round 0 (Fine-tune-CoT), tailored rationales and self-reflection (Learn-to-Reason), peer review and feedback (MAPD)"
-    from learn_reason.pipeline import run
+    from learn_reason.methods.pipeline import run
     out = tmp_path/'all'
     r = run(methods=['diverse', 'tailored', 'self_reflection', 'peer_review', 'feedback'], diverse=2, dataset='coin_flip',
             source='synthetic', data=dict(n=30), test_limit=4, epochs=1, round_epochs=1, max_new=32, exam_samples=1,
@@ -99,7 +99,7 @@ def test_the_papers_steps_compose_in_one_round(env, tmp_path):
 
 def test_a_self_taught_round_learns_the_students_own_rationales(env, tmp_path):
     "STaR (Learn-to-Reason's comparison): no teacher after round 0; correct exam rationales and hinted rationalizations"
-    from learn_reason.pipeline import run
+    from learn_reason.methods.pipeline import run
     out = tmp_path/'star'
     r = run(methods=['self_taught'], dataset='coin_flip', source='synthetic', data=dict(n=40), test_limit=4, epochs=2,
             round_epochs=1, rounds=1, max_new=32, exam_samples=2, comparable=True, out=str(out))
@@ -115,7 +115,7 @@ def test_a_self_taught_round_learns_the_students_own_rationales(env, tmp_path):
 
 def test_a_run_on_recorded_mistakes_trains_on_the_first_questions(reference, tmp_path):
     "mistakes='mapd' with train_limit: no round 0, the first N recorded questions, and the test questions left out counted"
-    from learn_reason.mapd import mapd_replay
+    from learn_reason.methods.mapd import mapd_replay
     r = mapd_replay(epochs=1, train_limit=10, test_limit=6, max_new=16, batch_size=16, comparable=True, rationale_max_tokens=48,
                     out=str(tmp_path/'replay'))
     zero, one = r.rounds

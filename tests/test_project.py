@@ -2,7 +2,7 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
-from conftest import cli, ROOT, BIN
+from conftest import ROOT, BIN
 
 IN_PROJECT_VENV = Path(sys.prefix).resolve() == (ROOT/'.venv').resolve()
 
@@ -11,24 +11,30 @@ IN_PROJECT_VENV = Path(sys.prefix).resolve() == (ROOT/'.venv').resolve()
 def repo(tmp_path)->Path:
     "A scratch copy of the repository's sources"
     for f in ('pyproject.toml', 'settings.ini', 'README.md'): shutil.copy(ROOT/f, tmp_path/f)
-    for d in ('nbs', 'learn_reason'):
+    for d in ('nbs', 'learn_reason', 'tools'):
         shutil.copytree(ROOT/d, tmp_path/d, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
     return tmp_path
 
 
+def sync(repo, env)->subprocess.CompletedProcess:
+    "`python tools/docs.py sync` (build tooling, outside the library) in the scratch copy, on the venv's python"
+    return subprocess.run([str(BIN/'python'), str(repo/'tools'/'docs.py'), 'sync'], capture_output=True, text=True,
+                          env=env, cwd=repo, timeout=600)
+
+
 def test_sync_passes_on_the_repository_and_catches_drift(repo, env):
     env = {**env, 'LEARN_REASON_SETTINGS': str(repo/'settings.ini')}
-    r = cli('sync', env=env, cwd=repo)
+    r = sync(repo, env)
     assert r.returncode == 0, r.stderr
-    lib = repo/'learn_reason'/'answers.py'
+    lib = repo/'learn_reason'/'data'/'answers.py'
     lib.write_text(lib.read_text() + '\n# edited by hand\n')
-    nb = repo/'nbs'/'01_synthetic.ipynb'
+    nb = repo/'nbs'/'data/10_synthetic.ipynb'
     d = json.loads(nb.read_text()); d['cells'][1]['metadata']['collapsed'] = True; nb.write_text(json.dumps(d, indent=1))
     readme = repo/'README.md'; readme.write_text(readme.read_text().replace('make demo', 'make dmeo', 1))
     before = {p: p.read_bytes() for p in (lib, nb, readme)}
-    r = cli('sync', env=env, cwd=repo)
+    r = sync(repo, env)
     assert r.returncode == 1
-    for f in ('learn_reason/answers.py', 'nbs/01_synthetic.ipynb', 'README.md'): assert f in r.stderr
+    for f in ('learn_reason/data/answers.py', 'nbs/data/10_synthetic.ipynb', 'README.md'): assert f in r.stderr
     assert all(p.read_bytes() == b for p, b in before.items()), 'the check reports; it changes nothing'
 
 
@@ -63,7 +69,7 @@ def test_papermill_runs_a_parameterised_notebook_on_the_kernel(tmp_path, env):
     cells = [dict(cell_type='code', id='a', metadata=dict(tags=['parameters']), outputs=[], execution_count=None,
                   source="dataset = 'coin_flip'\nn = 2"),
              dict(cell_type='code', id='b', metadata={}, outputs=[], execution_count=None,
-                  source="from learn_reason.data import load\nprint(len(load(dataset, 'all', source='synthetic', n=n)))")]
+                  source="from learn_reason.data.datasets import load\nprint(len(load(dataset, 'all', source='synthetic', n=n)))")]
     src.write_text(json.dumps(dict(nbformat=4, nbformat_minor=5, cells=cells, metadata=dict(
         kernelspec=dict(name='learn-reason', display_name='Python (learn-reason)', language='python')))))
     pm.execute_notebook(str(src), str(out), parameters=dict(n=5), kernel_name='learn-reason', progress_bar=False, cwd=str(tmp_path))

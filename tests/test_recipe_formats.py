@@ -4,12 +4,12 @@ training the token labels and loss weights, against the papers' own procedure re
 The papers' code read: Fine-tune-CoT `src/data/format.py`, `src/custom/data_module.py`, `custom_train.py`
 (itsnamgyu/reasoning-teacher @ de0a327); Learn-to-Reason `preprocessors.py`, `data.py`, `trainer.py`, `args.py`
 (Raibows/Learn-to-Reason @ 2f2cf28); MAPD `data.py`, `all_prompts.py`, `test.py` (zhuochunli/Learn-from-Committee
-@ 8ccc069). nbs/16_formats.ipynb lists the differences that were found."""
+@ 8ccc069). nbs/students/41_formats.ipynb lists the differences that were found."""
 import pytest
 
-from learn_reason.data import Example
-from learn_reason.formats import FORMATS, render, encode
-from learn_reason.students import tiny_tokenizer
+from learn_reason.data.datasets import Example
+from learn_reason.students.formats import FORMATS, render, encode
+from learn_reason.students.models import tiny_tokenizer
 
 Q = 'Tom has 3 apples and buys 2 more. How many apples does he have?'
 R = 'Tom starts with 3 apples.\nHe buys 2 more, so 3 + 2 = 5.'
@@ -61,8 +61,8 @@ def test_finetune_cot(tok):
 
 def test_zero_shot_cot_second_step_appends_the_reasoning_as_generated(monkeypatch):
     "Step 2 is `{step-1 prompt}{completion}\nTherefore, the answer is`, unstripped as in the paper's GPT-3 runs"
-    import learn_reason.generate as G
-    from learn_reason.students import load_student
+    import learn_reason.students.evaluate as G
+    from learn_reason.students.models import load_student
     seen, real = [], G.generate
     def spy(s, prompts, *a, **kw):
         out = real(s, prompts, *a, **kw)
@@ -123,10 +123,18 @@ def test_mapd_text_and_tokens(tok):
     check(tok, 'mapd_feedback', apart(tok, feedback, FEEDBACK))
 
 
+def test_the_students_mapd_instruction_is_the_first_line_of_the_teachers_feedback_prompt():
+    "students.formats writes the instruction out (a student imports no teacher): it must stay the teachers' text"
+    from learn_reason.students.formats import MAPD_FEEDBACK_INSTRUCTION
+    from learn_reason.teachers.prompts import MAPD_FEEDBACK
+    assert MAPD_FEEDBACK_INSTRUCTION == MAPD_FEEDBACK.split('\n')[0]
+    assert FORMATS['mapd_feedback'].prompt.startswith(f'### Instruction:\n{MAPD_FEEDBACK_INSTRUCTION}\n### Input:')
+
+
 def test_mapd_tests_the_student_on_its_template_unstripped(monkeypatch):
     "test.py formats `train_rationale_prompt` unstripped: newlines before `### Instruction:` and after `### Response:`"
-    import learn_reason.generate as G
-    from learn_reason.students import load_student
+    import learn_reason.students.evaluate as G
+    from learn_reason.students.models import load_student
     seen, real = [], G.generate
     def spy(s, prompts, *a, **kw):
         seen.append(list(prompts))

@@ -6,11 +6,11 @@ import pytest
 torch = pytest.importorskip('torch')
 torch.set_num_threads(1)
 
-from learn_reason.config import UserError
-from learn_reason.data import load
-from learn_reason.formats import Format, get_format
-from learn_reason.students import load_student
-from learn_reason.train import features, Collator, _trainer_cls, train
+from learn_reason.core.settings import UserError
+from learn_reason.data.datasets import load
+from learn_reason.students.formats import Format, get_format
+from learn_reason.students.models import load_student
+from learn_reason.students.train import features, Collator, _trainer_cls, train
 
 TOL = 1e-5
 

@@ -24,7 +24,7 @@ def test_print_config_shows_the_papers_values(env, tmp_path, method, want):
     cfg = print_config(env, f'methods={method}', 'student=smollm2-135m')
     assert {k: cfg[k] for k in want} == want
     assert cfg['protocol'] == f"{method} (the paper's own)" and 'methods.md' in cfg['recipe_source']
-    from learn_reason.train import RECIPES   # a pretrained student takes the paper's schedule
+    from learn_reason.students.train import RECIPES   # a pretrained student takes the paper's schedule
     assert (cfg['learning_rate'], cfg['batch_size'], cfg['epochs']) == tuple(RECIPES[want['schedule']][k] for k in
                                                                            ('learning_rate', 'batch_size', 'epochs'))
     assert not (tmp_path/'runs').exists()   # nothing ran

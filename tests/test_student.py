@@ -7,10 +7,10 @@ from conftest import ROOT, BIN
 torch = pytest.importorskip('torch')
 torch.set_num_threads(1)
 
-from learn_reason.data import load
-from learn_reason.students import load_student, StudentUnavailable
-from learn_reason.generate import evaluate, generate
-from learn_reason.train import train, EmptyTrainingSet
+from learn_reason.data.datasets import load
+from learn_reason.students.models import load_student, StudentUnavailable
+from learn_reason.students.evaluate import evaluate, generate
+from learn_reason.students.train import train, EmptyTrainingSet
 
 
 def rows_of(exs): return [dict(id=e.id, question=e.question, answer=e.answer, rationale=e.rationale) for e in exs]
@@ -38,8 +38,8 @@ def test_a_finished_stage_returns_without_training(tmp_path):
 
 SCRIPT = '''
 import sys, torch; torch.set_num_threads(1)
-from learn_reason.data import load
-from learn_reason.train import train
+from learn_reason.data.datasets import load
+from learn_reason.students.train import train
 exs = load('coin_flip', 'train', source='synthetic', n=120)
 test = load('coin_flip', 'test', source='synthetic', n=120)[:8]
 rows = [dict(id=e.id, question=e.question, answer=e.answer, rationale=e.rationale) for e in exs]
@@ -130,8 +130,8 @@ def test_smollm2_from_pypi_loads_and_answers():
 @pytest.mark.slow
 def test_the_real_pretrained_student_trains_for_a_step(env, tmp_path):
     "SmolLM2-135M converted from its GGUF file (PyPI) trains: its saved config keeps no quantization_config"
-    from learn_reason.students import StudentUnavailable
-    from learn_reason.train import train
+    from learn_reason.students.models import StudentUnavailable
+    from learn_reason.students.train import train
     rows = [dict(id=f'q{i}', question=f'What is {i} + 1?', answer=str(i + 1), rationale=f'{i} plus 1 is {i + 1}.') for i in range(4)]
     try: r = train('smollm2-135m', rows, 'ft_cot_token', store=str(tmp_path/'train'), epochs=1, batch_size=4, learning_rate=1e-5)
     except StudentUnavailable as e: pytest.skip(str(e))

@@ -203,9 +203,9 @@ def test_cache_export_import_roundtrip(serve, env, tmp_path):
 
 def test_mapd_replay_committee(reference):
     "MAPD's recorded teachers answer MAPD's own prompts with their recorded texts"
-    from learn_reason.replay import mapd_committee, mapd_mistakes
-    from learn_reason.prompts import mapd_feedback
-    from learn_reason.run import run
+    from learn_reason.teachers.replay import mapd_committee, mapd_mistakes
+    from learn_reason.teachers.prompts import mapd_feedback
+    from learn_reason.teachers.dispatch import run
     folder = reference/'teacher_outputs'/'mapd'
     com, m = mapd_committee(folder), mapd_mistakes(folder)[0]
     for t in com:
