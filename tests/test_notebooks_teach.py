@@ -54,3 +54,24 @@ def test_functions_with_many_parameters_take_a_dataclass():
     def count(a): return len([x for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ('self', 'cls')])
     bad = [f'{p}:{n.lineno} {n.name} ({count(n.args)} parameters)' for p, n in _functions() if count(n.args) > MAX_PARAMS]
     assert not bad, '\n'.join(bad)
+
+
+def mixed_cells(nb:dict)->list:
+    "Indices of shown code cells that mix imports with other code (nbdev's docs processing runs such cells apart)"
+    out = []
+    for i, c in enumerate(nb['cells']):
+        src = ''.join(c['source'])
+        if c['cell_type'] != 'code' or re.search(r'^#\|\s*hide\b', src, re.M): continue
+        code = re.sub(r'^(\s*)await ', r'\1', '\n'.join(l for l in src.splitlines() if not l.startswith(('#|', '%', '!'))),
+                      flags=re.M)
+        try: body = ast.parse(code).body
+        except SyntaxError: continue
+        imps = [isinstance(n, (ast.Import, ast.ImportFrom)) for n in body]
+        if any(imps) and not all(imps): out.append(i)
+    return out
+
+
+def test_imports_sit_in_cells_of_their_own():
+    assert mixed_cells(dict(cells=[dict(cell_type='code', source='import os\nx = 1')])) == [0]
+    bad = [f'{p.relative_to(ROOT)}: cell {i}' for p in NBS for i in mixed_cells(json.loads(p.read_text()))]
+    assert not bad, '\n'.join(bad)

@@ -107,6 +107,20 @@ def _title_cell(fm:dict)->dict:
 
 _CELL_KEYS = {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count', 'attachments'}
 
+def _anchor(name:str)->str:
+    "The id docutils gives a heading (nbdev's anchors are symbol names: `read_predictions` -> `read-predictions`)"
+    return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+
+def local_links(site_dir:Path, site:str)->int:
+    "Make the built pages' links to the site's own published address (`site`) relative; how many pages changed"
+    n, link = 0, re.compile(r'href="' + re.escape(site.rstrip('/')) + r'/([^"#]*)(?:#([^"]*))?"')
+    for page in Path(site_dir).rglob('*.html'):
+        html = page.read_text()
+        up = '../' * (len(page.relative_to(site_dir).parts) - 1)
+        new = link.sub(lambda m: f'href="{up}{m[1]}' + (f'#{_anchor(m[2])}' if m[2] else '') + '"', html)
+        if new != html: page.write_text(new); n += 1
+    return n
+
 def to_sphinx(nb:dict)->dict:
     "A processed (`_proc`) notebook translated for myst-nb"
     cells, fm = [], front_matter(nb)
@@ -193,6 +207,7 @@ def build_docs(root='.', # the repository root (where pyproject.toml is)
     if build.exists(): shutil.rmtree(build)
     r = _run(sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-j', '1', str(src), str(build/'html'), cwd=root)
     if r.stderr.strip(): print(r.stderr.strip(), file=sys.stderr)
+    local_links(build/'html', f"{cfg.doc_host.rstrip('/')}/{cfg.doc_baseurl.strip('/')}")  # nbdev links to symbols
     if (root/out).exists(): shutil.rmtree(root/out)
     shutil.move(build/'html', root/out)
     return root/out
