@@ -8,7 +8,7 @@ Docs: https://learn-reason.github.io/learn_reason/data/datasets.html.md"""
 from __future__ import annotations
 import functools, gzip, hashlib, json, os, re, tarfile, urllib.error, urllib.request, warnings, zipfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np
