@@ -211,3 +211,18 @@ def test_mapd_replay_committee(reference):
     for t in com:
         res = run(t, [t.request(mapd_feedback(m['question'], m['attempt'], m['gold']))], progress=False)
         assert res.done == 1 and res.completions[0].text and res.ledger.total('usd') in (0, 0.0, None)
+
+
+def test_the_openai_teacher_follows_the_official_clients_variables(serve, env, tmp_path):
+    "`--teacher openai` with no base_url in settings.ini goes where $OPENAI_BASE_URL says, with $OPENAI_API_KEY"
+    port = serve('--api-key-env', 'SERVE_KEY', extra_env={'SERVE_KEY': 'sk-loopback-test-key-123'})
+    out, e = tmp_path/'o.jsonl', {**env, 'OPENAI_BASE_URL': f'http://127.0.0.1:{port}/v1',
+                                  'LEARN_REASON_TEACHER_OPENAI_MODEL': 'scripted-careful'}
+    args = ('teacher', 'run', '--teacher', 'openai', '--dataset', 'arithmetic', '--source', 'synthetic', '-n', 5,
+            '--prompt', 'rationale', '--out', out)
+    r = cli(*args, env={**e, 'OPENAI_API_KEY': 'sk-a-wrong-key-000000'})
+    assert r.returncode != 0 and stats(port)['answered'] == 0          # the server refused the wrong key
+    r = cli(*args, env={**e, 'OPENAI_API_KEY': 'sk-loopback-test-key-123'})
+    assert r.returncode == 0, r.stderr
+    assert len(jsonl(out.read_text())) == 5 and stats(port)['answered'] == 5
+    assert 'sk-loopback-test-key-123' not in r.stdout + r.stderr + out.read_text()

@@ -16,7 +16,7 @@ from .base import Teacher, Request, Completion, TeacherError, approx_tokens
 from .dispatch import Retryable
 
 # %% auto #0
-__all__ = ['teacher_setting', 'OpenAIOpts', 'OpenAITeacher']
+__all__ = ['OPENAI_URL', 'teacher_setting', 'default_base_url', 'OpenAIOpts', 'OpenAITeacher']
 
 # %% ../../nbs/teachers/25_openai.ipynb #56aee4ef
 def teacher_setting(name:str, key:str, value=None, default=None):
@@ -27,11 +27,17 @@ def teacher_setting(name:str, key:str, value=None, default=None):
 
 def _local(url:str)->bool: return urlsplit(url).hostname in ('127.0.0.1', 'localhost', '::1')
 
+OPENAI_URL = 'https://api.openai.com/v1'
+
+def default_base_url()->str:
+    "Where a teacher whose section names no endpoint goes: `$OPENAI_BASE_URL` (as in the official client), else OpenAI"
+    return os.environ.get('OPENAI_BASE_URL') or OPENAI_URL
+
 # %% ../../nbs/teachers/25_openai.ipynb #f00817bc
 @dataclass
 class OpenAIOpts:
     "A `[teacher.NAME]` section's settings, given here instead; None takes the setting"
-    base_url:str|None=None     # default: https://api.openai.com/v1
+    base_url:str|None=None     # default: `default_base_url()` ($OPENAI_BASE_URL, else OpenAI's)
     model:str|None=None        # required, here or in the section
     api_key_env:str|None=None  # the *name* of the variable holding the key (default: OPENAI_API_KEY)
     concurrency:int|None=None  # requests in flight (default: 32)
@@ -48,7 +54,7 @@ class OpenAITeacher(Teacher):
                  **kw):
         o = replace(opts or OpenAIOpts(), **kw)
         self.name = name
-        self.base_url = teacher_setting(name, 'base_url', o.base_url, 'https://api.openai.com/v1')
+        self.base_url = teacher_setting(name, 'base_url', o.base_url, default_base_url())
         self.model = teacher_setting(name, 'model', o.model)
         if not self.model:
             raise TeacherError(f'teacher {name!r} has no model: set teacher.{name}.model in settings.ini')

@@ -20,7 +20,7 @@ from .base import (Teacher, Committee, Request, Completion, Budget, Ledger, Teac
                                   approx_tokens, max_prompt_tokens, worst_cost)
 from .cache import Cache
 from .dispatch import arun, sync
-from .openai_api import OpenAITeacher, teacher_setting
+from .openai_api import OpenAITeacher, teacher_setting, default_base_url
 from .serve import TeacherServer
 from .scripted import ScriptedTeacher, PERSONAS, Persona
 from .replay import ReplayTeacher, mapd_committee, MAPD_TEACHERS
@@ -104,7 +104,7 @@ def describe(s:str|None=None, # a teacher spec (default: the `teacher` setting)
         return [describe(m) for m in rest.split('+')] if rest else [f'scripted:{p}' for p in PERSONAS]
     if s in teacher_sections():
         return dict(section=s, model=teacher_setting(s, 'model'),
-                    base_url=teacher_setting(s, 'base_url', None, 'https://api.openai.com/v1'))
+                    base_url=teacher_setting(s, 'base_url', None, default_base_url()))
     return s
 
 # %% ../../nbs/teachers/30_stage.ipynb #6470850c
