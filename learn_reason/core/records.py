@@ -181,10 +181,6 @@ class Completion(Record):
         return bool(self.text and self.text.strip()) and (self.finish_reason == 'stop'
                                                           or allow_truncated and self.finish_reason == 'length')
 
-    @classmethod
-    def from_dict(cls, d:dict)->Completion:
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
-
 # %% ../../nbs/core/01_records.ipynb #34d998af
 @dataclass
 class Rationale(Record):

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..core.records import Rationale, Review
 from ..core.settings import reference_data
 from ..data.datasets import Example, spec
-from ..teachers.prompts import accepted
+from ..teachers.prompts import accepted, mean_score
 from ..teachers.replay import mapd_mistakes
 from ..teachers.stage import input_key, describe
 from .pipeline import (Config, ConfigError, Round, RunResult, run, method_config, step, teacher_stage)
@@ -47,10 +47,9 @@ def review_table(rationales:list, # rationale rows (`rationales.jsonl`, or a rou
     for v in map(Review.from_dict, reviews): got[(v.id, v.author, v.extra.get('input'))][v.reviewer] = v.score
     for r in map(Rationale.from_dict, rationales):
         s = got[(r.id, r.teacher, input_key(r.teacher, r.text.strip()))]
-        valid = [x for x in s.values() if x is not None and 1 <= x <= 5]
         out.append(dict(id=r.id, author=r.teacher, rationale=r.text.strip(),
                         **{f'score: {k}': x for k, x in sorted(s.items())},
-                        mean=sum(valid) / len(valid) if valid else None,
+                        mean=mean_score(list(s.values())),
                         accepted=accepted(list(s.values()), threshold)))
     return pd.DataFrame(out)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # %% auto #0
 __all__ = ['ZS_COT_TRIGGER', 'ZS_COT_ANSWER', 'MAPD_SYSTEM', 'MAPD_SAMPLING', 'MAPD_FEEDBACK', 'MAPD_REVIEW', 'MAPD_QUESTION',
            'TAILORED', 'SOLUTION_MARK', 'KINDS', 'Prompt', 'zs_cot', 'zs_cot_answer', 'mapd_feedback', 'mapd_rationale',
-           'mapd_review', 'review_score', 'accepted', 'tailored', 'tailored_solution', 'identify']
+           'mapd_review', 'review_score', 'mean_score', 'accepted', 'tailored', 'tailored_solution', 'identify']
 
 # %% ../../nbs/teachers/20_prompts.ipynb #82f59c26
 @dataclass
@@ -91,10 +91,14 @@ def review_score(text:str)->int:
     nums = re.findall(r'-?\d+', text or '')
     return int(nums[-1]) if nums else 0
 
+def mean_score(scores:list)->float|None:
+    "The mean of the valid (1-5) review scores; None when none is valid"
+    valid = [s for s in scores if 1 <= s <= 5]
+    return sum(valid) / len(valid) if valid else None
+
 def accepted(scores:list, threshold:float=3.0)->bool:
     "MAPD's peer-review rule: the mean of the valid (1-5) scores is above `threshold` (3 in the paper)"
-    valid = [s for s in scores if 1 <= s <= 5]
-    return bool(valid) and sum(valid) / len(valid) > threshold
+    return (m := mean_score(scores)) is not None and m > threshold
 
 # %% ../../nbs/teachers/20_prompts.ipynb #6c42f6c5
 TAILORED = ("You are a patient teacher. A student answered the question below, but the answer is wrong. Find the first "
