@@ -24,7 +24,7 @@ endif
 # Tests never reach a model or dataset hub, and torch stays on one thread so timings stay stable.
 TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 $(REFERENCE_ENV)
 
-.PHONY: help install demo test lint sync nbtest pytest docs readme lab bench clean
+.PHONY: help install demo test lint sync nbtest pytest docs readme lab bench gpu-check clean
 
 help:
 	@echo "make demo    create .venv if missing, then run the offline demo sweep (papers_repro/sweeps/demo.yaml) and write its report"
@@ -34,6 +34,7 @@ help:
 	@echo "make readme  regenerate README.md from nbs/index.ipynb"
 	@echo "make lab     JupyterLab on the project's kernel (nbs/ and papers_repro/)"
 	@echo "make bench   teacher, student and demo-sweep benchmarks (bench/results.json)"
+	@echo "make gpu-check  on a CUDA machine: bf16 training (full, LoRA, 2-GPU torchrun), evaluation speed (bench/gpu.json)"
 
 install: $(STAMP)
 
@@ -63,8 +64,10 @@ sync: $(STAMP)
 nbtest: $(STAMP)
 	$(TEST_ENV) $(BIN)/nbdev-test --n-workers 2 --timing
 
+# Two workers (pytest-xdist), as the notebook tests have: CI has two cores. One file per worker, so a file's
+# session fixtures (the docs site, a Ray instance) are built once.
 pytest: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest -q -ra -m "not slow"
+	$(TEST_ENV) $(BIN)/python -m pytest -q -ra -m "not slow" -n 2 --dist loadfile
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
@@ -88,3 +91,9 @@ bench: $(STAMP)
 	$(TEST_ENV) $(BIN)/python bench/teacher.py
 	$(TEST_ENV) $(BIN)/python bench/student.py
 	$(TEST_ENV) $(BIN)/python bench/demo.py
+
+# On a machine with a CUDA GPU (never needed by `make test`): bf16 training, full and LoRA, a 2-GPU torchrun run when
+# two are present, evaluation throughput; written to bench/gpu.json. STUDENT=folder when SmolLM2 is not in the cache.
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error \
+		$(BIN)/python bench/gpu.py $(if $(STUDENT),--student $(STUDENT))
