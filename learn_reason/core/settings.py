@@ -13,10 +13,11 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'PROGRESS_ENV', 'env_name', 'is_secret_name', 'mask',
-           'UserError', 'SettingsError', 'find_settings', 'read_settings', 'Setting', 'Settings', 'setting',
-           'reference_data', 'is_whole', 'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff',
-           'check_identity', 'note_progress', 'progress_line', 'seed_everything']
+__all__ = ['ENV_PREFIX', 'SETTINGS_FILE', 'MAIN_SECTION', 'DEFAULTS', 'DEFAULTS_INI', 'PROGRESS_ENV', 'env_name',
+           'is_secret_name', 'mask', 'UserError', 'SettingsError', 'find_settings', 'parse_settings', 'read_settings',
+           'packaged_settings', 'Setting', 'Settings', 'setting', 'init_settings', 'reference_data', 'is_whole',
+           'is_number', 'Busy', 'locked', 'IdentityError', 'identity_diff', 'check_identity', 'note_progress',
+           'progress_line', 'seed_everything']
 
 # %% ../../nbs/core/00_settings.ipynb #6fa62bf2
 ENV_PREFIX = 'LEARN_REASON_'
@@ -74,22 +75,116 @@ def find_settings(start=None # folder to search upwards from (default: the curre
     return next((d/SETTINGS_FILE for d in [here, *here.parents] if (d/SETTINGS_FILE).is_file()), None)
 
 # %% ../../nbs/core/00_settings.ipynb #7dee427f
-def read_settings(path:Path # a settings.ini
-                 )->dict:
-    "Flat `{name: raw value}` from a settings file; refuses secrets written into it"
+def parse_settings(text:str, # the text of a settings file
+                   source:str='<string>', # where it came from, for messages
+                  )->dict:
+    "Flat `{name: raw value}` from the text of a settings file; refuses secrets written into it"
     cp = configparser.ConfigParser(interpolation=None, default_section='__none__')
     cp.optionxform = str
-    try: cp.read_string(Path(path).read_text(), source=str(path))
-    except configparser.Error as e: raise SettingsError(f'{path}: {e}') from None
+    try: cp.read_string(text, source=source)
+    except configparser.Error as e: raise SettingsError(f'{source}: {e}') from None
     res = {}
     for sec in cp.sections():
         for k, v in cp.items(sec):
             name = k if sec == MAIN_SECTION else f'{sec}.{k}'
             if is_secret_name(name) or _KEY_VALUE.match(v.strip()):
-                raise SettingsError(f'{path} [{sec}] {k}: secrets never go in settings.ini; '
+                raise SettingsError(f'{source} [{sec}] {k}: secrets never go in settings.ini; '
                                     f'put the key in an environment variable and name it with `api_key_env`')
             res[name] = v.strip()
     return res
+
+def read_settings(path:Path # a settings.ini
+                 )->dict:
+    "Flat `{name: raw value}` from a settings file; refuses secrets written into it"
+    return parse_settings(Path(path).read_text(), str(path))
+
+# %% ../../nbs/core/00_settings.ipynb #64b1fc24
+DEFAULTS_INI = """\
+# learn_reason research settings: edit these, not the code.
+#
+# Precedence, highest first: a function argument or papermill parameter, then the environment variable
+# LEARN_REASON_<NAME> (e.g. LEARN_REASON_DATA_DIR, LEARN_REASON_TEACHER_OPENAI_MODEL), then this file, then the
+# package's defaults (this same text, shipped inside learn_reason), then the built-in default. `learn-reason config`
+# prints every effective setting and where it came from.
+#
+# The file in effect is $LEARN_REASON_SETTINGS, else the nearest settings.ini in the current folder or above it. It
+# may set only some keys: the others keep the package's defaults. `learn-reason config --init` writes a copy of this
+# text to start from.
+#
+# Keys of [learn_reason] are used bare (data_dir); keys of other sections are prefixed with the section name
+# (teacher.openai.model, prices.gpt-4o-mini). Relative folders are relative to this file's folder (for the package's
+# own copy: the current folder).
+#
+# Secrets never go here: a teacher's `api_key_env` names the environment variable that holds its key.
+
+[learn_reason]
+# Benchmark files in their upstream formats, one sub-folder per dataset (see `learn-reason data list`).
+data_dir = data
+# Fine-tune-CoT's published split files (<key>__default.json); empty: fetched from the paper's repository when
+# asked for.
+splits_dir =
+# Fine-tune-CoT's few_shot_cot_prompts.json (the Few-shot-CoT baseline's exemplars); empty: fetched from the paper's
+# repository when asked for, or built from training examples where it has none for a dataset.
+few_shot_prompts =
+# Downloads, extracted offline sources and the teacher cache.
+cache_dir = ~/.cache/learn_reason
+# Papermill runs and their outputs.
+runs_dir = runs
+# The order in which dataset sources are tried.
+sources = local hub offline synthetic
+# Default student, seed, and the seeds behind every mean +/- std.
+student = tiny-gpt2
+seed = 0
+seeds = 0 1 2
+# Default teacher spec (see `learn-reason teacher run --help`): `served:scripted` is the offline scripted teacher behind
+# the loopback server, reached through the real openai client; or a [teacher.NAME] section below, e.g. `openai`.
+teacher = served:scripted
+
+# Teacher endpoints: any OpenAI-compatible server.
+[teacher.openai]
+# No base_url: $OPENAI_BASE_URL when it is set (as in the official client), else https://api.openai.com/v1.
+base_url =
+model = gpt-4o-mini
+api_key_env = OPENAI_API_KEY
+
+# MAPD's committee (gpt-3.5-turbo, gemini-1.0-pro and Mixtral-8x7B in the paper).
+[teacher.gpt]
+base_url = https://api.openai.com/v1
+model = gpt-3.5-turbo
+api_key_env = OPENAI_API_KEY
+
+[teacher.gemini]
+base_url = https://generativelanguage.googleapis.com/v1beta/openai/
+model = gemini-2.0-flash
+api_key_env = GEMINI_API_KEY
+
+[teacher.mixtral]
+base_url = https://api.deepinfra.com/v1/openai
+model = mistralai/Mixtral-8x7B-Instruct-v0.1
+api_key_env = DEEPINFRA_API_KEY
+
+# A local OpenAI-compatible server, e.g. `learn-reason teacher serve` or vLLM.
+[teacher.local]
+base_url = http://127.0.0.1:8765/v1
+model = scripted-careful
+api_key_env = LOCAL_TEACHER_KEY
+
+# USD per million tokens: input, output. Check your provider's current prices before a paid run.
+[prices]
+gpt-4o-mini = 0.15 0.60
+gpt-4o = 2.50 10.00
+gpt-3.5-turbo = 0.50 1.50
+gemini-2.0-flash = 0.10 0.40
+mistralai/Mixtral-8x7B-Instruct-v0.1 = 0.24 0.24
+scripted-careful = 0 0
+scripted-hasty = 0 0
+scripted-pedantic = 0 0
+"""
+
+# %% ../../nbs/core/00_settings.ipynb #71407449
+def packaged_settings()->dict:
+    "Flat `{name: raw value}` of the package's defaults (`DEFAULTS_INI`)"
+    return parse_settings(DEFAULTS_INI, 'the package defaults')
 
 # %% ../../nbs/core/00_settings.ipynb #e6da7c2c
 @dataclass
@@ -99,19 +194,22 @@ class Setting:
 
 # %% ../../nbs/core/00_settings.ipynb #40dc17cc
 class Settings:
-    "Effective settings: argument > `LEARN_REASON_*` environment variable > settings.ini > default"
+    "Effective settings: argument > `LEARN_REASON_*` variable > settings.ini > package defaults > built-in default"
     def __init__(self,
                  path=None,    # settings.ini to read (default: `find_settings()`)
                  environ=None, # environment mapping (default: `os.environ`)
                 ):
+        self.via_env = path is None and bool(os.environ.get(ENV_PREFIX + 'SETTINGS'))
         self.path = Path(path) if path else find_settings()
         self.ini = read_settings(self.path) if self.path and self.path.exists() else {}
+        self.pkg = packaged_settings()
         self.env = os.environ if environ is None else environ
         self.root = self.path.parent.resolve() if self.path else Path.cwd()
+        self.origin = f'{"$" + ENV_PREFIX + "SETTINGS" if self.via_env else SETTINGS_FILE} ({self.path})'
 
     def names(self)->list:
-        "Every known setting name: the defaults and whatever settings.ini adds"
-        return list(DEFAULTS) + [k for k in self.ini if k not in DEFAULTS]
+        "Every known setting name: the built-in defaults, then the package's, then whatever settings.ini adds"
+        return list(DEFAULTS) + [k for k in {**self.pkg, **self.ini} if k not in DEFAULTS]
 
 # %% ../../nbs/core/00_settings.ipynb #61ad55e4
 def _convert(name, raw, base:Path):
@@ -130,8 +228,9 @@ def lookup(self:Settings, name:str, value=None)->Setting:
     "The effective value of setting `name` and where it came from"
     if value is not None: return Setting(name, _convert(name, value, Path.cwd()), 'argument')
     if (e := env_name(name)) in self.env: return Setting(name, _convert(name, self.env[e], Path.cwd()), f'env {e}')
-    if name in self.ini: return Setting(name, _convert(name, self.ini[name], self.root), f'settings.ini ({self.path})')
-    if name in DEFAULTS: return Setting(name, _convert(name, DEFAULTS[name], self.root), 'default')
+    if name in self.ini: return Setting(name, _convert(name, self.ini[name], self.root), self.origin)
+    if name in self.pkg: return Setting(name, _convert(name, self.pkg[name], self.root), 'package defaults')
+    if name in DEFAULTS: return Setting(name, _convert(name, DEFAULTS[name], self.root), 'built-in default')
     raise SettingsError(f'unknown setting `{name}`; known: {", ".join(self.names())}')
 
 @patch
@@ -143,7 +242,7 @@ def __call__(self:Settings, name:str, value=None):
 def setting(name:str, # setting name
             value=None, # the caller's argument, which wins when not `None`
            ):
-    "The effective value of setting `name` (argument > environment > settings.ini > default)"
+    "The effective value of setting `name` (argument > environment > settings.ini > defaults)"
     return Settings()(name, value)
 
 # %% ../../nbs/core/00_settings.ipynb #bb848621
@@ -161,12 +260,33 @@ def report(self:Settings)->list:
 
 # %% ../../nbs/core/00_settings.ipynb #1c33269a
 @patch
+def where(self:Settings)->str:
+    "The settings file in effect and how it was found, or that there is none"
+    if not self.path: return '(none found; package defaults)'
+    how = f' (${ENV_PREFIX}SETTINGS)' if self.via_env else ''
+    return f'{self.path}{how}' + ('' if self.path.exists() else ' (not found; package defaults)')
+
+@patch
 def print_table(self:Settings, file=None):
     "Print the settings file, then each setting's name, shown value and source, aligned (`learn-reason config`)"
-    print(f'settings file: {self.path or "(none found; built-in defaults)"}', file=file)
+    print(f'settings file: {self.where()}', file=file)
     rows = self.report()
     w = max(len(r[0]) for r in rows)
     for n, v, src in rows: print(f'{n:{w}}  {v:40}  {src}', file=file)
+
+# %% ../../nbs/core/00_settings.ipynb #279e6c68
+def init_settings(path=SETTINGS_FILE, # the file to write, or a folder to write `settings.ini` into
+                  force:bool=False,   # overwrite an existing file
+                 )->Path:
+    "Write a commented copy of the package's defaults to `path`; refuse an existing file unless `force`"
+    p = Path(path).expanduser()
+    if p.is_dir(): p = p/SETTINGS_FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(p, 'w' if force else 'x') as f: f.write(DEFAULTS_INI)
+    except FileExistsError:
+        raise SettingsError(f'{p.resolve()} exists; edit it, give another path, or overwrite it (--force)') from None
+    return p.resolve()
 
 # %% ../../nbs/core/00_settings.ipynb #30ab90ec
 def reference_data()->Path|None:
