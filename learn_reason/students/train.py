@@ -6,7 +6,7 @@ Docs: https://learn-reason.github.io/learn_reason/students/train.html.md"""
 
 # %% ../../nbs/students/43_train.ipynb #782be9d0
 from __future__ import annotations
-import hashlib, json, os, random, shutil, time
+import hashlib, importlib.util, json, os, random, shutil, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
@@ -17,8 +17,10 @@ from .models import Student, load_student, save_student
 from .evaluate import evaluate
 
 # %% auto #0
-__all__ = ['REPRS', 'RECIPES', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator', 'token_loss', 'last_hidden',
-           'triplet_loss', 'pool_hidden', 'hidden_repr', 'read_metrics', 'TrainResult', 'TrainOptions', 'train']
+__all__ = ['REPRS', 'RECIPES', 'PRECISIONS', 'TRACKERS', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator',
+           'BatchPlan', 'batch_split', 'SplitSampler', 'StepCollator', 'token_loss', 'token_share', 'last_hidden',
+           'triplet_loss', 'pool_hidden', 'hidden_repr', 'resolve_precision', 'trackers', 'read_metrics', 'TrainResult',
+           'TrainOptions', 'batch_plan', 'train']
 
 # %% ../../nbs/students/43_train.ipynb #abc1cca1
 class EmptyTrainingSet(UserError):
@@ -119,6 +121,89 @@ class Collator:
                 b['neg'] = _part([rng.choice(fs[i]['neg']) for i in has], self.pad_id)
         return b
 
+# %% ../../nbs/students/43_train.ipynb #01d94347
+@dataclass
+class BatchPlan:
+    "How a step's examples are cut: the recipe's batch, each process's micro-batch, accumulation steps, processes"
+    batch:int; per_device:int; accum:int; world:int=1
+    @property
+    def split(self)->bool: return (self.per_device, self.world) != (self.batch, 1)  # not the recipe's own batches
+
+def batch_split(E:int, # the effective batch: the recipe's `batch_size` x its `grad_accum`
+                world:int=1, # processes
+                per_device:int|None=None, grad_accum:int|None=None, # the split asked for (None: derived)
+                accum:int=1, # the recipe's `grad_accum`: the split when neither is given
+               )->tuple:
+    "`(per_device, grad_accum)` with `per_device * grad_accum * world == E`: one given, the other derived"
+    for k, v in (('per_device_batch', per_device), ('grad_accum', grad_accum)):
+        if v is not None and not is_whole(v): raise UserError(f'{k}: expected a whole number >= 1, got {v!r}')
+    if per_device is None and grad_accum is None: grad_accum = accum
+    if per_device is None: per_device = max(1, E // (grad_accum * world))
+    if grad_accum is None: grad_accum = max(1, E // (per_device * world))
+    if per_device * grad_accum * world != E:
+        raise UserError(f'per_device_batch ({per_device}) x grad_accum ({grad_accum}) x processes ({world}) must be '
+                        f"the effective batch {E} (batch_size x the recipe's grad_accum)")
+    return per_device, grad_accum
+
+# %% ../../nbs/students/43_train.ipynb #d12825f4
+def _targets(f:dict, seq2seq:bool)->int:
+    "The tokens `token_loss` averages over in example `f` (a decoder's first token predicts nothing)"
+    return sum(w > 0 for w in f['weights'][0 if seq2seq else 1:])
+
+def _shares(fs:list, b:list, n:int, seq2seq:bool, seed:int)->list:
+    "Recipe batch `b` (of `n` in its step) as keys: each example's share of the step's loss per term, its pair drawn"
+    main = max(1, sum(_targets(fs[i], seq2seq) for i in b))
+    fb = max(1, sum(_targets(fs[i]['fb'], seq2seq) for i in b)) if 'fb' in fs[b[0]] else 1
+    has = [i for i in b if fs[i].get('pos') and fs[i].get('neg')]
+    # drawn as `Collator` draws them for the whole recipe batch
+    rng = random.Random(f'{seed}|' + '|'.join(f"{fs[i]['group']}:{len(fs[i]['input_ids'])}" for i in b))
+    pos = [rng.randrange(len(fs[i]['pos'])) for i in has]; neg = [rng.randrange(len(fs[i]['neg'])) for i in has]
+    pair = {i: (p, q) for i, p, q in zip(has, pos, neg)}
+    return [(i, 1 / (main * n), 1 / (fb * n), 1 / (len(has) * n) if i in pair else 0.0, pair.get(i)) for i in b]
+
+class SplitSampler:
+    "A step's recipe batches laid out in `per_device * world`-sized micro-batches, `accum` of them per step"
+    def __init__(self, base:LengthGroupedSampler, fs:list, plan:BatchPlan, seq2seq:bool=False, seed:int=0):
+        self.batch_sampler, self.fs, self.plan, self.seq2seq, self.seed = base, fs, plan, seq2seq, seed
+        self.batch_size = plan.per_device * plan.world  # accelerate's `split_batches` gives each rank its slice
+        self.per_step = plan.per_device * plan.accum * plan.world // plan.batch  # recipe batches in a step
+    def set_epoch(self, epoch:int): self.batch_sampler.set_epoch(epoch)
+    def __len__(self): return -(-len(self.batch_sampler) // self.per_step) * self.plan.accum
+    def __iter__(self):
+        bs = self.batch_sampler.batches()
+        for i in range(0, len(bs), self.per_step): yield from self._step(bs[i:i + self.per_step])
+
+    def _step(self, batches:list):
+        "The step's micro-batches: recipe batch j in slots from j*batch on; a short batch's holes weigh nothing"
+        B, m = self.plan.batch, self.batch_size
+        slots = [None] * (m * self.plan.accum)
+        for j, b in enumerate(batches):
+            slots[j * B:j * B + len(b)] = _shares(self.fs, b, len(batches), self.seq2seq, self.seed)
+        filler = (batches[0][0], 0.0, 0.0, 0.0, None)
+        for s in range(self.plan.accum):
+            mb = slots[s * m:(s + 1) * m]  # several processes each take a full slice; one leaves the holes out
+            yield [k or filler for k in mb] if self.plan.world > 1 else ([k for k in mb if k] or [filler])
+
+class _Planned:
+    "The features, looked up by `SplitSampler`'s keys: each example with its shares and drawn pair"
+    def __init__(self, fs:list): self.fs = fs
+    def __len__(self): return len(self.fs)
+    def __getitem__(self, k): return dict(self.fs[k[0]], share=k[1:4], pair=k[4])
+
+class StepCollator(Collator):
+    "`Collator` for a split step: each part carries its examples' shares; the pairs were drawn per recipe batch"
+    def __call__(self, fs:list)->dict:
+        import torch
+        sh = torch.tensor([f['share'] for f in fs])
+        b = dict(main=dict(_part(fs, self.pad_id, self.pad_to), share=sh[:, 0]))
+        if 'fb' in fs[0]: b['fb'] = dict(_part([f['fb'] for f in fs], self.pad_id, self.pad_to), share=sh[:, 1])
+        has = [i for i, f in enumerate(fs) if f['pair']]
+        if has:
+            b['triplet'], b['triplet_share'] = has, sh[has, 2]
+            b['pos'] = _part([fs[i]['pos'][fs[i]['pair'][0]] for i in has], self.pad_id)
+            b['neg'] = _part([fs[i]['neg'][fs[i]['pair'][1]] for i in has], self.pad_id)
+        return b
+
 # %% ../../nbs/students/43_train.ipynb #0abead2a
 def _forward(model, part:dict, seq2seq:bool, hidden:bool=False):
     kw = dict(input_ids=part['input_ids'], attention_mask=part['attention_mask'], output_hidden_states=hidden)
@@ -128,14 +213,24 @@ def _forward(model, part:dict, seq2seq:bool, hidden:bool=False):
             labels=lab.clamp(min=0).masked_fill(lab < 0, model.config.pad_token_id))
     return model(**kw)
 
-def token_loss(out, part:dict, seq2seq:bool):
-    "Weighted token cross-entropy of one part: sum(weight * ce) / (tokens with a weight)"
+def _token_ce(out, part:dict, seq2seq:bool)->tuple:
+    "Each target position's cross-entropy and the weights (a decoder's shifted by one)"
     import torch.nn.functional as F
     logits, labels, w = out.logits, part['labels'], part['weights']
     if not seq2seq: logits, labels, w = logits[:, :-1], labels[:, 1:], w[:, 1:]
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
                          reduction='none')
+    return ce, w
+
+def token_loss(out, part:dict, seq2seq:bool):
+    "Weighted token cross-entropy of one part: sum(weight * ce) / (tokens with a weight)"
+    ce, w = _token_ce(out, part, seq2seq)
     return (ce * w.reshape(-1)).sum() / (w > 0).sum().clamp(min=1)
+
+def token_share(out, part:dict, seq2seq:bool):
+    "A split step's part: each example's sum(weight * ce) times its share of the step (`part['share']`), added up"
+    ce, w = _token_ce(out, part, seq2seq)
+    return ((ce * w.reshape(-1)).view(w.shape).sum(1) * part['share'].to(ce.device)).sum()
 
 def last_hidden(out, part:dict, seq2seq:bool):
     "The last layer's hidden state at each sequence's last real token"
@@ -170,51 +265,66 @@ def hidden_repr(out, part:dict, seq2seq:bool, how:str='last'):
     raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {how!r}")
 
 # %% ../../nbs/students/43_train.ipynb #49b0fae2
+def _distill_loss(tr, model, inputs:dict)->tuple:
+    "The batch's loss and its terms; in a split step (parts with a `share`), each example's share of the step's loss"
+    import torch
+    split, sq = 'share' in inputs['main'], tr.seq2seq
+    ce_of = (lambda o, k: token_share(o, inputs[k], sq)) if split else (lambda o, k: token_loss(o, inputs[k], sq))
+    need_h = 'triplet' in inputs and tr.cl_ratio > 0
+    out = _forward(model, inputs['main'], sq, hidden=need_h)
+    ce = ce_of(out, 'main')
+    terms = dict(ce_rationale=ce)
+    if 'fb' in inputs and tr.alpha is not None:
+        terms['ce_feedback'] = ce_of(_forward(model, inputs['fb'], sq), 'fb')
+        loss = tr.alpha * terms['ce_feedback'] + (1 - tr.alpha) * ce
+    else: loss = ce
+    if need_h:
+        idx = torch.tensor(inputs['triplet'], device=ce.device)
+        rep = lambda o, k: hidden_repr(o, inputs[k], sq, tr.reflection_repr)
+        a = rep(out, 'main')[idx]
+        p, n = (rep(_forward(model, inputs[k], sq, hidden=True), k) for k in ('pos', 'neg'))
+        t = triplet_loss(a, p, n, tr.margin)
+        terms['triplet'] = (t * inputs['triplet_share'].to(t.device)).sum() if split else t.mean()
+        loss = loss + tr.cl_ratio * terms['triplet']
+    return loss, out, terms
+
 def _trainer_cls():
     "The `Trainer` subclass (defined on first use: importing transformers' Trainer is slow)"
-    import torch
     from torch.utils.data import DataLoader
     from transformers import Trainer
 
     class DistillTrainer(Trainer):
         def __init__(self, *a, seq2seq=False, alpha=None, cl_ratio=0.5, margin=1.0, unique=False, group=True,
-                     reflection_repr='last', **kw):
+                     reflection_repr='last', plan:BatchPlan|None=None, **kw):
             super().__init__(*a, **kw)
-            self.reflection_repr = reflection_repr
+            self.reflection_repr, self.plan, self.split = reflection_repr, plan, bool(plan and plan.split)
             self.seq2seq, self.alpha, self.cl_ratio, self.margin, self.unique, self.group = (
                 seq2seq, alpha, cl_ratio, margin, unique, group)
-            self.loss_is_scaled_for_ga, self._terms = False, {}
+            # a split step's losses are already shares of the step: not divided by the accumulation steps again
+            self.loss_is_scaled_for_ga, self._terms, self._micro = self.split, {}, 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            need_h = 'triplet' in inputs and self.cl_ratio > 0
-            out = _forward(model, inputs['main'], self.seq2seq, hidden=need_h)
-            ce = token_loss(out, inputs['main'], self.seq2seq)
-            terms = dict(ce_rationale=ce)
-            if 'fb' in inputs and self.alpha is not None:
-                terms['ce_feedback'] = token_loss(_forward(model, inputs['fb'], self.seq2seq), inputs['fb'],
-                                                  self.seq2seq)
-                loss = self.alpha * terms['ce_feedback'] + (1 - self.alpha) * ce
-            else: loss = ce
-            if need_h:
-                idx = torch.tensor(inputs['triplet'], device=ce.device)
-                rep = lambda o, k: hidden_repr(o, inputs[k], self.seq2seq, self.reflection_repr)
-                a = rep(out, 'main')[idx]
-                p, n = (rep(_forward(model, inputs[k], self.seq2seq, hidden=True), k) for k in ('pos', 'neg'))
-                terms['triplet'] = triplet_loss(a, p, n, self.margin).mean()
-                loss = loss + self.cl_ratio * terms['triplet']
+            loss, out, terms = _distill_loss(self, model, inputs)
+            self._micro += 1
+            if self.split and self.plan.world > 1:  # DDP averages the processes' gradients; the shares add up
+                loss, terms = loss * self.plan.world, {k: v * self.plan.world for k, v in terms.items()}
             for k, v in terms.items(): self._terms.setdefault(k, []).append(v.detach().float().item())
             return (loss, out) if return_outputs else loss
 
         def log(self, logs, *a, **kw):
-            for k, v in self._terms.items(): logs[k] = round(sum(v) / len(v), 4)
-            self._terms = {}
+            for k, v in self._terms.items():  # a split step's terms come in shares, one per micro-batch
+                logs[k] = round(sum(v) * self.plan.accum / self._micro if self.split else sum(v) / len(v), 4)
+            self._terms, self._micro = {}, 0
             super().log(logs, *a, **kw)
 
         def get_train_dataloader(self):
             fs = self.train_dataset
             smp = LengthGroupedSampler([len(f['input_ids']) for f in fs], [f['group'] for f in fs],
-                                       self.args.train_batch_size, self.args.seed, self.unique)
+                                       self.plan.batch if self.split else self.args.train_batch_size, self.args.seed,
+                                       self.unique)
             if not self.group: smp.mega = 1  # plain shuffled batches (no grouping by length)
+            if self.split:  # the recipe's batches, cut into the plan's micro-batches
+                smp, fs = SplitSampler(smp, fs, self.plan, self.seq2seq, self.data_collator.seed), _Planned(fs)
             dl = DataLoader(fs, batch_sampler=smp, collate_fn=self.data_collator, num_workers=0)
             return self.accelerator.prepare(dl)
 
@@ -229,22 +339,29 @@ RECIPES = dict(
     mapd=dict(learning_rate=1e-5, batch_size=8, grad_accum=2, epochs=10, weight_decay=0.01,
               lr_scheduler_type='constant_with_warmup', warmup_steps=0.03, max_grad_norm=0.3),
 )
+PRECISIONS = ('fp32', 'bf16', 'fp16')
 
-def _args(out:Path, r:dict, seed:int, progress:bool, n:int):
-    "`TrainingArguments` for recipe `r`: a checkpoint every epoch, bf16 where the GPU has it, nothing reported to the web"  # noqa: E501
-    import torch
-    from transformers import TrainingArguments
-    cuda = torch.cuda.is_available()
-    return TrainingArguments(output_dir=str(out/'checkpoints'), per_device_train_batch_size=r['batch_size'],
-        gradient_accumulation_steps=r.get('grad_accum', 1), num_train_epochs=r['epochs'],
-        learning_rate=r['learning_rate'],
-        weight_decay=r['weight_decay'], lr_scheduler_type=r['lr_scheduler_type'], warmup_steps=r.get('warmup_steps', 0),
-        max_grad_norm=r.get('max_grad_norm', 1.0), save_strategy='epoch', save_total_limit=2,
-        # twice an epoch at least
-        logging_steps=r.get('logging_steps') or max(1, min(10, n // (r['batch_size'] * r.get('grad_accum', 1) * 2))),
-        report_to=[], remove_unused_columns=False, seed=seed, data_seed=seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda, disable_tqdm=not progress,
-        dataloader_num_workers=0)
+def resolve_precision(precision:str|None, cuda:bool, bf16_ok:bool)->str:
+    "The precision training runs in: `precision` where the device has it (a CPU: fp32); None: bf16 where the GPU has it"
+    if precision is not None and precision not in PRECISIONS:
+        raise UserError(f"precision: expected one of {', '.join(map(repr, PRECISIONS))} or None, got {precision!r}")
+    if precision is None: return 'bf16' if cuda and bf16_ok else 'fp32'
+    if not cuda: return 'fp32'
+    if precision == 'bf16' and not bf16_ok:
+        raise UserError("precision: 'bf16' asked, but this GPU has no bf16; use precision='fp16' or 'fp32'")
+    return precision
+
+TRACKERS = dict(tensorboard='tensorboard', wandb='wandb', mlflow='mlflow')  # `report_to` name: the package it needs
+
+def trackers(report_to)->list:
+    "`report_to` as `TrainingArguments` takes it: the trackers named, each known and installed ('none': [])"
+    names = [n for n in ([report_to] if isinstance(report_to, str) else list(report_to or [])) if n != 'none']
+    for n in names:
+        if n not in TRACKERS:
+            raise UserError(f"report_to: expected 'none' or some of {', '.join(map(repr, TRACKERS))}, got {n!r}")
+        if importlib.util.find_spec(TRACKERS[n]) is None:
+            raise UserError(f'report_to={n!r}: {n} is not installed; pip install {TRACKERS[n]}')
+    return names
 
 # %% ../../nbs/students/43_train.ipynb #6c01ee80
 def _epoch_eval_cls():
@@ -340,6 +457,12 @@ class TrainOptions:
     group_by_length:bool=True      # batches of similar length (False: plain shuffled batches)
     pad_to:int|None=None           # pad every batch to this many tokens (default: to its longest)
     progress:bool=True
+    # how it runs: none of these names the stage, except a precision given
+    precision:str|None=None        # 'fp32' | 'bf16' | 'fp16'; None: bf16 on a GPU that has it, else fp32 (a CPU: fp32)
+    gradient_checkpointing:bool=False # recompute activations in the backward pass: less memory, the same result
+    per_device_batch:int|None=None; grad_accum:int|None=None # how the recipe's step is cut (`batch_split`)
+    report_to:str|list='none'      # trackers: 'tensorboard', 'wandb', 'mlflow' (TensorBoard: in the stage's `logs/`)
+    nproc:int=1                    # processes to train on (torchrun, `students.distributed`)
 
 # %% ../../nbs/students/43_train.ipynb #402b09a5
 def _schedule(o:TrainOptions)->dict:
@@ -375,7 +498,64 @@ def _stage_config(student, rows:list, fmt:Format, r:dict, o:TrainOptions)->dict:
     # added only when not the default, so the stage folders written before these choices existed keep their hashes
     if o.reflection_repr != 'last': cfg['reflection_repr'] = o.reflection_repr
     if (ffmt := _feedback_format(o.feedback_format)).name != 'mapd_feedback': cfg['feedback_format'] = ffmt.name
+    if o.precision is not None: cfg['precision'] = o.precision  # it changes the numbers; the other run knobs do not
     return cfg
+
+def _world()->int: return int(os.environ.get('WORLD_SIZE') or 1)  # this distributed job's processes (1: none)
+
+def batch_plan(r:dict, o:TrainOptions, world:int|None=None)->BatchPlan:
+    "How recipe `r`'s step is cut on `world` processes (default: this job's), after `per_device_batch`, `grad_accum`"
+    B, A = r['batch_size'], r.get('grad_accum', 1)
+    world = world or _world()
+    return BatchPlan(B, *batch_split(B * A, world, o.per_device_batch, o.grad_accum, A), world)
+
+def _check_run(o:TrainOptions, r:dict, student)->BatchPlan:
+    "The knobs of how a stage runs, checked before anything loads; its batch plan on the processes it will use"
+    resolve_precision(o.precision, True, True)
+    trackers(o.report_to)
+    if not is_whole(o.nproc): raise UserError(f'nproc: expected a whole number >= 1, got {o.nproc!r}')
+    if o.nproc > 1 and not isinstance(student, str):
+        raise UserError('nproc > 1: give the student by name or folder (each process loads it), not a loaded Student')
+    return batch_plan(r, o, _world() if _world() > 1 else o.nproc)
+
+# %% ../../nbs/students/43_train.ipynb #e4b9f5ef
+def _batch_args(plan:BatchPlan)->dict:
+    d = dict(per_device_train_batch_size=plan.per_device, gradient_accumulation_steps=plan.accum)
+    if plan.world > 1: d['accelerator_config'] = dict(split_batches=True)  # each rank takes its slice of a micro-batch
+    return d
+
+def _precision_used(precision:str|None, warn:bool=False)->str:
+    "The precision this machine trains in for `precision` (saying so, if `warn`, where it falls back)"
+    import torch
+    cuda = torch.cuda.is_available()
+    used = resolve_precision(precision, cuda, cuda and torch.cuda.is_bf16_supported())
+    if warn and precision not in (None, used):
+        warnings.warn(f'precision={precision!r}: no CUDA device, training in {used}')
+    return used
+
+def _device_args(o:TrainOptions)->dict:
+    "Precision, gradient checkpointing and trackers as `TrainingArguments` fields (none that were not asked for)"
+    import torch
+    p = _precision_used(o.precision)
+    d = dict(bf16=p == 'bf16', use_cpu=not torch.cuda.is_available(), report_to=trackers(o.report_to))
+    if p == 'fp16': d['fp16'] = True
+    if o.gradient_checkpointing:  # transformers 5 renamed it `activation_checkpointing`
+        from transformers import TrainingArguments
+        k = next(k for k in ('activation_checkpointing', 'gradient_checkpointing')
+                 if k in TrainingArguments.__dataclass_fields__)
+        d.update({k: True, f'{k}_kwargs': dict(use_reentrant=False)})
+    return d
+
+def _args(out:Path, r:dict, o:TrainOptions, n:int, plan:BatchPlan|None=None):
+    "`TrainingArguments` for recipe `r` and options `o` on `n` examples: a checkpoint every epoch"
+    from transformers import TrainingArguments
+    plan = plan or batch_plan(r, o)
+    every = max(1, min(10, n // (r['batch_size'] * r.get('grad_accum', 1) * 2)))  # twice an epoch at least
+    return TrainingArguments(output_dir=str(out/'checkpoints'), num_train_epochs=r['epochs'],
+        learning_rate=r['learning_rate'], weight_decay=r['weight_decay'], lr_scheduler_type=r['lr_scheduler_type'],
+        warmup_steps=r.get('warmup_steps', 0), max_grad_norm=r.get('max_grad_norm', 1.0), save_strategy='epoch',
+        save_total_limit=2, logging_steps=r.get('logging_steps') or every, remove_unused_columns=False, seed=o.seed,
+        data_seed=o.seed, disable_tqdm=not o.progress, dataloader_num_workers=0, **_batch_args(plan), **_device_args(o))
 
 # %% ../../nbs/students/43_train.ipynb #f0366ee4
 def train(
@@ -396,6 +576,7 @@ def train(
     if o.reflection_repr not in REPRS:
         raise UserError(f"reflection_repr: expected one of {', '.join(map(repr, REPRS))}, got {o.reflection_repr!r}")
     o = replace(o, feedback_format=_feedback_format(o.feedback_format))
+    _check_run(o, r, student)
     if not rows: raise EmptyTrainingSet('the training set is empty: no row survived filtering (no correct teacher '
                                         'rationale?), nothing to train on')
     cfg = _stage_config(student, rows, fmt, r, o)
@@ -406,6 +587,9 @@ def train(
         if state.get('config') == cfg and state.get('done') and (out/'final').is_dir(): return _result(out, state)
         if state.get('config') not in (None, cfg):
             raise UserError(f'{out} holds a training stage with another configuration; use another folder')
+        if o.nproc > 1 and _world() == 1:  # torchrun's ranks call `train` again, inside the job
+            from learn_reason.students.distributed import launch
+            return launch(student, rows, fmt, out, o)
         return _train(student, rows, fmt, out, r, cfg, replace(o, eval_kw=o.eval_kw or {}))
 
 @contextmanager
@@ -420,40 +604,56 @@ def _stage_lock(out:Path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../../nbs/students/43_train.ipynb #e30545fa
+def _write_state(out:Path, state:dict):
+    "`train.json`, replaced whole (another rank may be reading it)"
+    tmp = out/'train.json.tmp'
+    tmp.write_text(json.dumps(state, indent=1)); os.replace(tmp, out/'train.json')
+
+def _trainer(s:Student, fs:list, fmt:Format, out:Path, r:dict, o:TrainOptions):
+    "The stage's `DistillTrainer`: the batch plan, the losses, the evaluation every epoch, trackers' logs in `logs/`"
+    plan = batch_plan(r, o)
+    cbs = ([_epoch_eval_cls()(s, o.eval_examples, fmt, out, dict(dict(shots=o.shots), **o.eval_kw))]
+           if o.eval_examples else [])
+    tr = _trainer_cls()(model=s.model, args=_args(out, r, o, len(fs), plan), train_dataset=fs,
+           data_collator=(StepCollator if plan.split else Collator)(s.tok.pad_token_id, o.seed, o.pad_to),
+           callbacks=cbs, seq2seq=s.seq2seq, alpha=o.feedback_alpha, cl_ratio=o.cl_ratio, margin=o.margin,
+           unique=o.negatives is not None, group=o.group_by_length, reflection_repr=o.reflection_repr, plan=plan)
+    for cb in tr.callback_handler.callbacks:
+        if type(cb).__name__ == 'TensorBoardCallback': cb.logging_dir = str(out/'logs')  # not in checkpoints/
+    if not o.progress:
+        from transformers.trainer_callback import PrinterCallback
+        tr.remove_callback(PrinterCallback)  # no log lines either
+    return tr
+
 def _train(student, rows, fmt, out, r, cfg, o:TrainOptions)->TrainResult:
     "`train` with its options settled: load the student, encode the rows, train (or resume), write `final/`"
     s = (load_student(o.init, seed=o.seed) if o.init
          else load_student(student, lora=o.lora, seed=o.seed) if isinstance(student, str) else student)
+    if o.gradient_checkpointing and s.lora: s.model.enable_input_require_grads()  # frozen embeddings, recomputed blocks
     enc = EncodeOptions(seq2seq=s.seq2seq, shots=o.shots, max_prompt=o.max_prompt, max_target=o.max_target,
                         prompt_weight=o.prompt_weight)
     fs = features(s.tok, rows, fmt, o.negatives, o.feedback_alpha is not None, o.feedback_format, enc)
     out.mkdir(parents=True, exist_ok=True)
     state = dict(config=cfg, examples=len(fs), truncated=sum(bool(f['truncated']) for f in fs), done=False)
-    (out/'train.json').write_text(json.dumps(state, indent=1))
+    if o.precision is not None: state['precision_used'] = _precision_used(o.precision, warn=True)
+    if int(os.environ.get('RANK') or 0) == 0: _write_state(out, state)
     seed_everything(o.seed)
-    cbs = ([_epoch_eval_cls()(s, o.eval_examples, fmt, out, dict(dict(shots=o.shots), **o.eval_kw))]
-           if o.eval_examples else [])
-    T = _trainer_cls()
-    tr = T(model=s.model, args=_args(out, r, o.seed, o.progress, len(fs)), train_dataset=fs,
-           data_collator=Collator(s.tok.pad_token_id, o.seed, o.pad_to), callbacks=cbs, seq2seq=s.seq2seq,
-           alpha=o.feedback_alpha, cl_ratio=o.cl_ratio, margin=o.margin, unique=o.negatives is not None,
-           group=o.group_by_length, reflection_repr=o.reflection_repr)
+    tr = _trainer(s, fs, fmt, out, r, o)
     ck = _last_checkpoint(out)
     start = json.loads((Path(ck)/'trainer_state.json').read_text())['epoch'] if ck else 0
-    if not o.progress:
-        from transformers.trainer_callback import PrinterCallback
-        tr.remove_callback(PrinterCallback)  # no log lines either
     t0 = time.perf_counter()
     tr.train(resume_from_checkpoint=ck)
-    secs = time.perf_counter() - t0
-    if tr.is_world_process_zero():
-        save_student(s, out/'final')
-        per_epoch = sum(_tokens(f, s.seq2seq) + (_tokens(f['fb'], s.seq2seq) if 'fb' in f else 0) for f in fs)
-        # this run's tokens, not a resumed run's
-        state.update(done=True, seconds=secs, train_tokens=round(per_epoch * (tr.state.epoch - start)),
-                     loss=[dict(step=h['step'], loss=h['loss'],
-                                **{k: h[k] for k in ('ce_rationale', 'ce_feedback', 'triplet') if k in h})
-                           for h in tr.state.log_history if 'loss' in h])
-        (out/'train.json').write_text(json.dumps(state, indent=1))
-        shutil.rmtree(out/'checkpoints', ignore_errors=True)  # finished: `final/` is what the next stage needs
+    if tr.is_world_process_zero(): _finish(tr, s, fs, out, state, time.perf_counter() - t0, start)
     return _result(out, state)
+
+def _finish(tr, s:Student, fs:list, out:Path, state:dict, secs:float, start:float):
+    "Rank 0, once trained: `final/`, the result in `train.json`, no more checkpoints"
+    save_student(s, out/'final')
+    per_epoch = sum(_tokens(f, s.seq2seq) + (_tokens(f['fb'], s.seq2seq) if 'fb' in f else 0) for f in fs)
+    # this run's tokens, not a resumed run's
+    state.update(done=True, seconds=secs, train_tokens=round(per_epoch * (tr.state.epoch - start)),
+                 loss=[dict(step=h['step'], loss=h['loss'],
+                            **{k: h[k] for k in ('ce_rationale', 'ce_feedback', 'triplet') if k in h})
+                       for h in tr.state.log_history if 'loss' in h])
+    _write_state(out, state)
+    shutil.rmtree(out/'checkpoints', ignore_errors=True)  # finished: `final/` is what the next stage needs
