@@ -15,11 +15,12 @@ from fastcore.basics import patch
 from ..core.settings import setting, UserError, PROGRESS_ENV, progress_line
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'EXECUTORS', 'method_config',
-           'baseline_name', 'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell', 'notebook_params',
-           'safe_name', 'inside', 'load_spec', 'expand', 'status', 'versions', 'teacher_usage', 'kernel_name',
-           'run_cell', 'running', 'watching', 'estimate', 'SweepResult', 'dry_run', 'SweepOptions', 'sweep_options',
-           'sweep']
+__all__ = ['METHODS', 'PAPER', 'BASELINE_NAMES', 'MAX_NAME', 'CELL_TAKEN', 'SWEEP_TAKEN', 'CLEARED', 'EXECUTORS', 'LAUNCHERS',
+           'method_config', 'baseline_name', 'method_name', 'metric_rows', 'save_metrics', 'SpecError', 'Cell',
+           'notebook_params', 'safe_name', 'inside', 'usd_cap', 'load_spec', 'expand', 'status', 'versions',
+           'teacher_usage', 'spent_usd', 'sweep_spent', 'CellKnobs', 'knob_params', 'kernel_name', 'run_cell',
+           'running', 'watching', 'ray_options', 'train_gib', 'estimate', 'SweepResult', 'dry_run', 'SweepOptions',
+           'sweep_options', 'sweep']
 
 # %% ../../nbs/repro/61_sweep.ipynb #900c23b0
 METHODS = dict(finetune_cot='Fine-tune-CoT (Ho et al.)',
@@ -93,6 +94,7 @@ class SpecError(UserError):
 class Cell:
     "One notebook run of a sweep"
     name:str; notebook:Path; params:dict; kind:str='runs' # 'runs' (method runs) or 'reports' (read the runs afterwards)
+    resources:dict=field(default_factory=dict) # Ray's share for it, `{cpus, gpus}`: how it runs, not what it is
 
     @property
     def method(self)->str|None: return self.notebook.stem if self.notebook.stem in METHODS else None
@@ -154,6 +156,21 @@ def _unknown(path, what:str, d:dict, known:tuple):
     if bad := set(d) - set(known):
         raise SpecError(f'{path}: {what}unknown key(s) {sorted(map(str, bad))} (known: {", ".join(known)})')
 
+def usd_cap(v, what:str='budget_usd', err=UserError):
+    "`v` when it is None or a number of US dollars >= 0; else `err` naming `what`"
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+        raise err(f'{what} must be a number of US dollars >= 0, got {v!r}')
+    return v
+
+def _resources(path, what:str, v)->dict:
+    "A spec's `resources`: `{cpus, gpus}`, numbers >= 0 (Ray's `num_cpus`, `num_gpus`)"
+    v = _want(path, what, v, dict, {})
+    _unknown(path, f'{what} has ', v, ('cpus', 'gpus'))
+    for k, x in v.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
+            raise SpecError(f'{path}: {what}.{k} must be a number >= 0, got {x!r}')
+    return v
+
 def load_spec(path, scale:str|None=None)->dict:
     "A checked sweep spec from a YAML file: every field's type, every name that becomes a folder; `scale` picks a scale"
     import yaml
@@ -165,10 +182,13 @@ def load_spec(path, scale:str|None=None)->dict:
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise SpecError(f'{path}: not valid YAML ({" ".join(str(e).split())})') from None
     spec = _want(path, 'the spec', spec, dict, {})
-    _unknown(path, '', spec, ('name', 'description', 'defaults', 'scales', 'runs', 'reports'))
+    _unknown(path, '', spec, ('name', 'description', 'defaults', 'scales', 'runs', 'reports', 'budget_usd',
+                              'resources'))
     spec['name'] = safe_name(_want(path, 'name', spec.get('name'), str, path.stem), f'{path}: name', SWEEP_TAKEN)
     spec['description'] = _want(path, 'description', spec.get('description'), str, '')
     spec['defaults'] = _want(path, 'defaults', spec.get('defaults'), dict, {})
+    spec['budget_usd'] = usd_cap(spec.get('budget_usd'), f'{path}: budget_usd', SpecError)
+    spec['resources'] = _resources(path, 'resources', spec.get('resources'))
     scales = _want(path, 'scales', spec.get('scales'), dict, {})
     if scale is not None or scales:
         if not scales: raise SpecError(f'{path}: --scale {scale}: the spec has no scales')
@@ -184,7 +204,8 @@ def load_spec(path, scale:str|None=None)->dict:
         for i, e in enumerate(spec[k]):
             at = f'{k}[{i}]'
             _want(path, at, e, dict)
-            _unknown(path, f'{at} has ', e, ('name', 'notebook', 'params', 'grid'))
+            _unknown(path, f'{at} has ', e, ('name', 'notebook', 'params', 'grid', 'resources'))
+            e['resources'] = _resources(path, f'{at}.resources', e.get('resources'))
             if e.get('notebook') is None: raise SpecError(f'{path}: {at} needs a notebook')
             _want(path, f'{at}.notebook', e['notebook'], str)
             if e.get('name') is not None: safe_name(e['name'], f'{path}: {at}.name', CELL_TAKEN)
@@ -212,7 +233,7 @@ def expand(spec:dict)->list:
             nb = _find_nb(e['notebook'], path)
             known, base = notebook_params(nb), dict(spec.get('defaults') or {}) if kind == 'runs' else {}
             base.update(e.get('params') or {})
-            grid = e.get('grid') or {}
+            grid, res = e.get('grid') or {}, {**(spec.get('resources') or {}), **(e.get('resources') or {})}
             for vals in itertools.product(*grid.values()):
                 p = dict(base, **dict(zip(grid, vals)))
                 if bad := sorted(set(p) - set(known)):
@@ -220,7 +241,7 @@ def expand(spec:dict)->list:
                 name = (e.get('name') or nb.stem) + ''.join(f'-{_part(k, v)}'
                                                             for k, v in zip(grid, vals) if len(grid[k]) > 1)
                 safe_name(name, f'{path}: {kind}[{i}] cell name', CELL_TAKEN)  # a notebook's stem, a long grid
-                cells.append(Cell(name, nb, {k: p[k] for k in p}, kind))
+                cells.append(Cell(name, nb, {k: p[k] for k in p}, kind, res))
     names = [c.name for c in cells]
     if dup := sorted({n for n in names if names.count(n) > 1}):
         raise SpecError(f'{path}: cell name {dup[0]!r} is not unique (give the entries distinct names)')
@@ -267,6 +288,42 @@ def teacher_usage(d:Path)->dict:
                 for k, v in row.items(): t[k] = None if v is None or t.get(k, 0) is None else t.get(k, 0) + v
     return tot
 
+# %% ../../nbs/repro/61_sweep.ipynb #6dab4a20
+CLEARED = 'cleared_spend.jsonl'  # in a sweep's folder: what the attempts a rerun removed had cost
+
+def spent_usd(d)->float:
+    "US dollars the teacher ledgers under folder `d` record (a model without a price counts 0)"
+    return sum(r.get('usd') or 0.0 for r in teacher_usage(d).values())
+
+def sweep_spent(root)->float:
+    "What a sweep's teachers have cost: every ledger in its folder, and the attempts cleared since (`CLEARED`)"
+    p = Path(root)/CLEARED
+    return spent_usd(root) + (sum(json.loads(l)['usd'] for l in p.read_text().splitlines()) if p.is_file() else 0.0)
+
+@dataclass
+class CellKnobs:
+    "How a sweep's method cells run; none of it is part of what a cell is, so its folder and status stay the same"
+    budget_usd:float|None=None # the sweep's cap on teacher spending: each cell gets what is left of it
+    batch:bool=False           # teacher stages through OpenAI's Batch API
+    launcher:str='none'        # 'torchrun': training on `nproc` processes
+    nproc:int|None=None        # default: the cell's `resources.gpus`, else the GPUs its process sees
+
+def _gpus()->int:
+    import torch
+    return max(1, torch.cuda.device_count())
+
+def knob_params(c:Cell, root, k:CellKnobs|None=None)->dict:
+    "The run-time parameters a method cell gets from the knobs: none for other notebooks, none at the defaults"
+    k, out = k or CellKnobs(), {}
+    if not c.method: return out
+    if k.budget_usd is not None:  # the run counts its own ledgers against it: they come back, with what the sweep left
+        left = spent_usd(Path(root)/c.name) + max(0.0, k.budget_usd - sweep_spent(root))
+        out['budget_usd'] = int(left * 1e6) / 1e6  # rounded down: never more than is left
+    if k.batch: out['batch'] = True
+    if k.launcher == 'torchrun': out['nproc'] = k.nproc or int(c.resources.get('gpus') or 0) or _gpus()
+    return out
+
+
 # %% ../../nbs/repro/61_sweep.ipynb #f6a457b0
 def kernel_name()->str:
     "The project's Jupyter kernel when it is registered, else this Python's"
@@ -294,38 +351,49 @@ def _cell_dir(root, c:Cell)->Path:
         raise UserError(f'cell {c.name!r}: {d} is not a folder of its own in {root}')
     return d
 
-def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None)->dict:
+def _clear(d:Path, root:Path, k:CellKnobs|None):
+    "Remove a cell's folder; under a budget, what its teachers cost goes on the sweep's record (`CLEARED`) first"
+    if k is not None and k.budget_usd is not None and (usd := spent_usd(d)):
+        with open(root/CLEARED, 'a') as f: f.write(json.dumps(dict(cell=d.name, usd=usd, at=time.time())) + '\n')
+    shutil.rmtree(d)
+
+def _execute(c:Cell, out_nb:Path, params:dict, kernel:str|None):
+    "papermill runs the notebook; two kernels starting at once can pick the same free port: then it starts again"
+    import papermill as pm
+    for attempt in range(3):
+        try:
+            return pm.execute_notebook(str(c.notebook), str(out_nb), parameters=params,
+                                       kernel_name=kernel or kernel_name(), cwd=os.getcwd(), progress_bar=False,
+                                       log_output=False, start_timeout=300)
+        except RuntimeError as e:
+            if 'before replying to kernel_info' not in str(e) or attempt == 2: raise
+            time.sleep(1 + attempt)
+
+def run_cell(c:Cell, root, resume:bool=False, kernel:str|None=None, knobs:CellKnobs|None=None)->dict:
     "Run one cell through papermill into `root/<cell>/`; `{cell, status, seconds, notebook, error?}`"
     import papermill as pm
     root = Path(root); d = _cell_dir(root, c)  # checked before anything is removed
     st = status(d, c)
     if st == 'finished': return _skipped(d)
     # a changed cell starts again: its old rows are another run's
-    if d.exists() and (st == 'changed' or not resume): shutil.rmtree(d)
+    if d.exists() and (st == 'changed' or not resume): _clear(d, root, knobs)
     d.mkdir(parents=True, exist_ok=True)
     (d/'failed.json').unlink(missing_ok=True)
-    params = _cell_params(c, d, root)
+    params, knob = _cell_params(c, d, root), knob_params(c, root, knobs)  # the knobs' parameters are not its identity
     # the notebook's defaults too, so results can be grouped by any parameter
     full = {**notebook_params(c.notebook), **params}
     (d/'params.json').write_text(json.dumps(dict(notebook=c.notebook.name, kind=c.kind, params=full), indent=1,
                                             default=str))
     (d/'versions.json').write_text(json.dumps(versions(), indent=1))
     out_nb, t0 = d/c.notebook.name, time.time()
-    base = dict(cell=c.name, kind=c.kind, notebook=str(out_nb), params=c.params, notebook_sha=_sha(c.notebook))
+    base = dict(cell=c.name, kind=c.kind, notebook=str(out_nb), params=c.params, notebook_sha=_sha(c.notebook),
+                **(dict(run=knob) if knob else {}))
     # the kernel's own stderr goes to the cell's log, not the terminal
     saved = _to_log(d/'kernel.log') if _IN_WORKER else None
     was = os.environ.get(PROGRESS_ENV)
     os.environ[PROGRESS_ENV] = str(d/'progress.json')  # the kernel inherits it: where the run says which stage it is in
     try:
-        for attempt in range(3):
-            try:
-                pm.execute_notebook(str(c.notebook), str(out_nb), parameters=params,
-                                    kernel_name=kernel or kernel_name(), cwd=os.getcwd(), progress_bar=False,
-                                    log_output=False, start_timeout=300)
-                break
-            except RuntimeError as e:  # two kernels starting at once can pick the same free port: start again
-                if 'before replying to kernel_info' not in str(e) or attempt == 2: raise
-                time.sleep(1 + attempt)
+        _execute(c, out_nb, {**params, **knob}, kernel)
         if not (d/'metrics.json').is_file(): raise RuntimeError('the notebook finished without writing metrics.json')
     except Exception as e:
         err = f'{e.ename}: {e.evalue}' if isinstance(e, pm.PapermillExecutionError) else f'{type(e).__name__}: {e}'
@@ -377,7 +445,7 @@ def _worker_init(threads:int):
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception: pass
 
-def _local(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list:
+def _local(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar, knobs:CellKnobs|None=None)->list:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
     import importlib
@@ -385,25 +453,50 @@ def _local(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list
     m, out = importlib.import_module('learn_reason.repro.sweep'), []
     with ProcessPoolExecutor(jobs, mp_context=get_context('spawn'), initializer=m._worker_init,
                              initargs=(threads,)) as ex:
-        for f in as_completed([ex.submit(m.run_cell, m.Cell(c.name, c.notebook, c.params, c.kind), root, resume)
-                               for c in cells]):
+        k = m.CellKnobs(**vars(knobs or CellKnobs()))
+        for f in as_completed([ex.submit(m.run_cell, m.Cell(c.name, c.notebook, c.params, c.kind, c.resources), root,
+                                         resume, None, k) for c in cells]):
             out.append(f.result()); bar(out[-1])
     return out
 
-def _ray(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list:
+def ray_options(c:Cell)->dict:
+    "`ray.remote` options for a cell: its spec's `resources` (default: one CPU, no GPU)"
+    return dict(num_cpus=c.resources.get('cpus', 1), num_gpus=c.resources.get('gpus', 0))
+
+def _ray_cell(c:Cell, root, resume:bool, knobs:CellKnobs):
+    "`run_cell` as a Ray task, with the resources Ray gave it"
+    import ray
+    return dict(run_cell(c, root, resume, None, knobs), resources=ray.get_runtime_context().get_assigned_resources())
+
+def _ray_init(cells:list, jobs:int, threads:int):
+    "Join the cluster at `$RAY_ADDRESS`, else start one here with room for `jobs` of the largest cell at once"
+    import ray
+    a = os.environ.get('RAY_ADDRESS')
+    if not ray.is_initialized():
+        env = {k: v for k, v in os.environ.items() if k.startswith(('LEARN_REASON_', 'HF_', 'TRANSFORMERS_'))}
+        here = dict(num_cpus=jobs * max([ray_options(c)['num_cpus'] for c in cells] + [1]), include_dashboard=False)
+        ray.init(**(dict(address=a) if a else here), log_to_driver=False,
+                 runtime_env=dict(env_vars=env | dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))))
+    have = ray.cluster_resources()
+    for c in cells if not a else ():  # a cluster may grow; this machine will not
+        if ray_options(c)['num_cpus'] > have.get('CPU', 0) or ray_options(c)['num_gpus'] > have.get('GPU', 0):
+            raise UserError(f"cell {c.name}: resources {c.resources} exceed this machine's "
+                            f"({have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs)")
+
+def _ray(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar, knobs:CellKnobs|None=None)->list:
     try: import ray
     except ImportError: raise UserError('--executor ray needs Ray: pip install "learn_reason[ray]"') from None
-    addr = os.environ.get('RAY_ADDRESS')
-    if not ray.is_initialized():
-        ray.init(**(dict(address=addr) if addr else dict(num_cpus=jobs, include_dashboard=False)), log_to_driver=False,
-                 runtime_env=dict(env_vars={k: v for k, v in os.environ.items()
-                                            if k.startswith(('LEARN_REASON_', 'HF_', 'TRANSFORMERS_'))} |
-                                  dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))))
+    _ray_init(cells, jobs, threads)
     import importlib
-    task = ray.remote(num_cpus=1)(importlib.import_module('learn_reason.repro.sweep').run_cell)
     m = importlib.import_module('learn_reason.repro.sweep')
-    pending, out = [task.remote(m.Cell(c.name, c.notebook, c.params, c.kind), str(root), resume) for c in cells], []
-    while pending:
+    task, k = ray.remote(m._ray_cell), m.CellKnobs(**vars(knobs or CellKnobs()))
+    # under a budget, one cell at a time (see `sweep`); else all at once, as the cluster has room
+    todo, pending, out, at_once = list(cells), [], [], 1 if k.budget_usd is not None else len(cells)
+    while todo or pending:
+        while todo and len(pending) < at_once:
+            c = todo.pop(0)
+            pending.append(task.options(**ray_options(c)).remote(m.Cell(c.name, c.notebook, c.params, c.kind,
+                                                                         c.resources), str(root), resume, k))
         done, pending = ray.wait(pending, num_returns=1)
         out.append(ray.get(done[0])); bar(out[-1])
     return out
@@ -411,8 +504,19 @@ def _ray(cells:list, root:Path, resume:bool, jobs:int, threads:int, bar)->list:
 EXECUTORS = dict(local=_local, ray=_ray)
 
 # %% ../../nbs/repro/61_sweep.ipynb #7cf568ff
+def train_gib(cfg, seq_len:int=512)->float|None:
+    "GiB one training process of a method run needs (`students.models.train_memory`, `seq_len` tokens); None: unknown"
+    from learn_reason.students.models import train_memory
+    from learn_reason.students.train import RECIPES
+    k = lambda n, d=None: getattr(cfg, n, d)  # the memory knobs, where the configuration has them
+    b = k('per_device_batch') or cfg.batch_size or RECIPES[cfg.schedule or 'finetune_cot']['batch_size']
+    try: return train_memory(str(setting('student', cfg.student)), precision=k('precision'), lora=cfg.lora,
+                             lora_r=cfg.lora_r, lora_targets=k('lora_targets'), per_device_batch=b, seq_len=seq_len,
+                             gradient_checkpointing=bool(k('gradient_checkpointing', False)))['total']
+    except UserError: return None
+
 def estimate(c:Cell, root)->dict:
-    "Teacher requests and cost bound for one method cell (`{}` for other notebooks)"
+    "Teacher requests and cost bound, and training memory, for one method cell (`{}` for other notebooks)"
     from learn_reason.teachers.stage import stage
     from learn_reason.teachers.base import Committee
     from learn_reason.methods.pipeline import n_rounds, flags, task, teacher_for, teacher_sampling
@@ -420,9 +524,11 @@ def estimate(c:Cell, root)->dict:
     p = {**notebook_params(c.notebook), **c.params}
     p.pop('out', None)
     cfg = method_config(c.method, **p)
+    gib = train_gib(cfg)
     # all replayed
     if cfg.mistakes:
-        return dict(requests=0, cached=0, usd_bound=0.0, later_requests_max=0, later_usd_bound=0.0, shared=None)
+        return dict(requests=0, cached=0, usd_bound=0.0, later_requests_max=0, later_usd_bound=0.0, shared=None,
+                    train_gib=gib)
     try: tr, _ = task(cfg)
     except Exception as e: return dict(error=f'{type(e).__name__}: {e}'.splitlines()[0])
     d = cfg.diverse if 'diverse' in flags(cfg) else 1
@@ -442,13 +548,14 @@ def estimate(c:Cell, root)->dict:
     shared = json.dumps([cfg.teacher, cfg.dataset, cfg.source, cfg.data, cfg.train_limit, d], sort_keys=True,
                         default=str)
     return dict(requests=e['requests'], cached=e['cached'], usd_bound=e['usd_bound'], later_requests_max=later,
-                later_usd_bound=None if per is None else per * later, shared=shared)
+                later_usd_bound=None if per is None else per * later, shared=shared, train_gib=gib)
 
 # %% ../../nbs/repro/61_sweep.ipynb #2d995559
 @dataclass
 class SweepResult:
     "What a sweep did: one outcome per cell, and where the report is"
     name:str; root:Path; cells:list=field(default_factory=list); report:Path|None=None
+    budget_usd:float|None=None; spent_usd:float|None=None # the cap on teacher spending, and what the ledgers say
     @property
     def failed(self)->list: return [c for c in self.cells if c.get('status') == 'failed']
     def table(self):
@@ -458,8 +565,9 @@ class SweepResult:
     def summary(self)->str:
         "One line: how many cells, how many ran, were already finished, failed"
         ran = [c for c in self.cells if not c.get('skipped')]
+        cap = '' if self.budget_usd is None else f"; teachers ${self.spent_usd:.4f} of the ${self.budget_usd:g} budget"
         return (f"{self.name}: {len(self.cells)} cells, {len(ran)} run, {len(self.cells) - len(ran)} already finished, "
-                f"{len(self.failed)} failed")
+                f"{len(self.failed)} failed{cap}")
     def _repr_html_(self): return self.table()._repr_html_()
 
 def _select(cells:list, only:str|None)->list:
@@ -470,7 +578,7 @@ def _select(cells:list, only:str|None)->list:
     return [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in pats)]
 
 def dry_run(spec, only=None, root=None, file=None, scale=None)->list:
-    "Print each cell's status and its teacher cost estimate; send nothing, run nothing"
+    "Print each cell's status, its teacher cost estimate and its training memory; send nothing, run nothing"
     spec = spec if isinstance(spec, dict) else load_spec(spec, scale)
     root = Path(root or Path(setting('runs_dir'))/spec['name'])
     rows, usd, later, seen = [], 0.0, 0.0, {}
@@ -487,7 +595,8 @@ def dry_run(spec, only=None, root=None, file=None, scale=None)->list:
                                                else f"{r['requests']} requests (+{r['cached']} cached)")
                                               + (f", ≤ {r['later_requests_max']} in later rounds"
                                                  if r['later_requests_max'] else ''))
-        print(f"{r['status']:9} {r['cell']:40} {r['notebook']:28} {r.get('error', est)}", file=file)
+        mem = '' if r.get('train_gib') is None else f"; training ~{r['train_gib']:g} GiB a process"
+        print(f"{r['status']:9} {r['cell']:40} {r['notebook']:28} {r.get('error', est)}{mem}", file=file)
     fmt = lambda x: 'unknown (a model has no price in settings.ini)' if x is None else f'${x:.4f}'
     print(f'{len(rows)} cells in {root}; round-0 teacher cost at most {fmt(usd)}; later rounds at most '
           f'{fmt(later)} more', file=file)
@@ -506,6 +615,12 @@ class SweepOptions:
     root:str|Path|None=None # default: runs_dir/<sweep name>
     report:bool=True        # write report.html
     progress:bool=True      # show a progress bar
+    launcher:str='none'     # 'torchrun': each method cell trains on `nproc` processes
+    nproc:int|None=None     # those processes (default: the cell's `resources.gpus`, else the GPUs its process sees)
+    budget_usd:float|None=None # a cap on the whole sweep's teacher spending (default: the spec's `budget_usd`)
+    batch:bool=False        # method cells send their teacher stages through OpenAI's Batch API
+
+LAUNCHERS = ('none', 'torchrun')
 
 def sweep_options(opts:SweepOptions|None=None, **kw)->SweepOptions:
     "`opts` (default: `SweepOptions()`) with the fields in `kw` replaced, checked"
@@ -517,6 +632,12 @@ def sweep_options(opts:SweepOptions|None=None, **kw)->SweepOptions:
             raise UserError(f'{k}: expected a whole number >= 1, got {v!r}')
     if not isinstance(o.executor, str) or o.executor not in EXECUTORS:
         raise UserError(f'executor {o.executor!r}: expected one of {", ".join(EXECUTORS)}')
+    if not isinstance(o.launcher, str) or o.launcher not in LAUNCHERS:
+        raise UserError(f'launcher {o.launcher!r}: expected one of {", ".join(LAUNCHERS)}')
+    if o.nproc is not None and (isinstance(o.nproc, bool) or not isinstance(o.nproc, int) or o.nproc < 1):
+        raise UserError(f'nproc: expected a whole number >= 1, got {o.nproc!r}')
+    if not isinstance(o.batch, bool): raise UserError(f'batch: expected True or False, got {o.batch!r}')
+    usd_cap(o.budget_usd)
     return o
 
 # %% ../../nbs/repro/61_sweep.ipynb #b19cf208
@@ -533,7 +654,8 @@ def sweep(spec, # a spec's path, or a loaded spec
     cells = _select(expand(spec), o.only)
     for c in cells: _cell_dir(root, c)  # every folder the sweep may clear is its cell's own, before anything runs
     root.mkdir(parents=True, exist_ok=True)
-    res = SweepResult(spec['name'], root)
+    cap = o.budget_usd if o.budget_usd is not None else spec.get('budget_usd')
+    knobs, res = CellKnobs(cap, o.batch, o.launcher, o.nproc), SweepResult(spec['name'], root, budget_usd=cap)
     with tqdm(total=len(cells), desc=f"sweep {spec['name']}", unit='cell', disable=not o.progress) as pb:
         def bar(info):
             pb.update(1); pb.set_postfix_str(f"{info['cell']}: {'skipped' if info.get('skipped') else info['status']}")
@@ -543,13 +665,17 @@ def sweep(spec, # a spec's path, or a loaded spec
             if c not in todo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
         for c in todo: (root/c.name/'progress.json').unlink(missing_ok=True)  # a stopped run's last word is not news
         if todo:
-            with watching(pb, root, todo): res.cells += EXECUTORS[executor](todo, root, resume, jobs, threads, bar)
+            # under a cap, one cell at a time, each given what the others left: the sweep cannot overspend it
+            with watching(pb, root, todo):
+                at_once = 1 if cap is not None else jobs
+                res.cells += EXECUTORS[executor](todo, root, resume, at_once, threads, bar, knobs)
         reps = [c for c in cells if c.kind == 'reports']
         rtodo = [c for c in reps if todo or status(root/c.name, c) != 'finished']
         for c in reps:
             if c not in rtodo: res.cells.append(_skipped(root/c.name)); bar(res.cells[-1])
         for c in rtodo: (_cell_dir(root, c)/'done.json').unlink(missing_ok=True)
         if rtodo: res.cells += EXECUTORS[executor](rtodo, root, True, jobs, threads, bar)
+    if cap is not None: res.spent_usd = sweep_spent(root)
     order = {c.name: i for i, c in enumerate(cells)}
     res.cells.sort(key=lambda x: order.get(x['cell'], len(order)))
     if o.report:

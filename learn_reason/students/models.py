@@ -7,15 +7,16 @@ Docs: https://learn-reason.github.io/learn_reason/students/models.html.md"""
 # %% ../../nbs/students/40_models.ipynb #bcf47be2
 from __future__ import annotations
 import copy, functools, json, os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from ..core.settings import setting, UserError, seed_everything
 from ..data.datasets import ARTIFACTS, Artifact, fetch_members
 from ..data.synthetic import generate
 
 # %% auto #0
-__all__ = ['SPECIAL', 'TINY', 'SMOLLM2_GGUF', 'ALIASES', 'LORA_TARGETS', 'tiny_tokenizer', 'StudentUnavailable', 'Student',
-           'smollm2_folder', 'lora_targets', 'add_lora', 'load_student', 'save_student']
+__all__ = ['SPECIAL', 'TINY', 'SMOLLM2_GGUF', 'ALIASES', 'LORA_TARGETS', 'SHAPES', 'GiB', 'tiny_tokenizer', 'StudentUnavailable',
+           'Student', 'smollm2_folder', 'lora_targets', 'add_lora', 'load_student', 'save_student', 'student_config',
+           'param_counts', 'MemoryOptions', 'train_memory']
 
 # %% ../../nbs/students/40_models.ipynb #79bf174a
 SPECIAL = dict(pad_token='<pad>', eos_token='<eos>', unk_token='<unk>')
@@ -236,3 +237,99 @@ def save_student(s:Student, path)->Path:
     (path/'student.json').write_text(json.dumps(dict(name=s.name, family=s.family, seq2seq=s.seq2seq, lora=s.lora),
                                                 indent=1))
     return path
+
+# %% ../../nbs/students/40_models.ipynb #32048d0b
+# the papers' students, for counting offline: `AutoConfig.for_model(model_type, **fields)` builds each
+_GPT2 = lambda h, l, a: dict(model_type='gpt2', n_embd=h, n_layer=l, n_head=a, vocab_size=50257, n_positions=1024)
+_T5 = lambda h, ff, l, a, gated: dict(model_type='t5', d_model=h, d_ff=ff, num_layers=l, num_heads=a, d_kv=64,
+                                      vocab_size=32128, feed_forward_proj='gated-gelu' if gated else 'relu')
+_LLAMA2_7B = dict(model_type='llama', hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                  num_attention_heads=32, vocab_size=32000)
+SHAPES = {'gpt2': _GPT2(768, 12, 12), 'gpt2-medium': _GPT2(1024, 24, 16), 'gpt2-large': _GPT2(1280, 36, 20),
+          'gpt2-xl': _GPT2(1600, 48, 25), 't5-small': _T5(512, 2048, 6, 8, False),
+          't5-base': _T5(768, 3072, 12, 12, False), 't5-large': _T5(1024, 4096, 24, 16, False),
+          'google/flan-t5-small': _T5(512, 1024, 8, 6, True),
+          'google/flan-t5-base': _T5(768, 2048, 12, 12, True), 'google/flan-t5-large': _T5(1024, 2816, 24, 16, True),
+          'smollm2-135m': dict(model_type='llama', hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                               num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
+                               tie_word_embeddings=True),
+          'EleutherAI/gpt-j-6b': dict(model_type='gptj', n_embd=4096, n_layer=28, n_head=16, rotary_dim=64,
+                                      vocab_size=50400, n_positions=2048),
+          'meta-llama/Llama-2-7b-chat-hf': _LLAMA2_7B, 'meta-llama/Llama-2-7b-hf': _LLAMA2_7B,
+          'huggyllama/llama-7b': _LLAMA2_7B, 'lmsys/vicuna-7b-v1.5': _LLAMA2_7B,
+          'mistralai/Mistral-7B-v0.1': dict(model_type='mistral', hidden_size=4096, intermediate_size=14336,
+                                            num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                                            vocab_size=32000)}
+
+def student_config(name:str):
+    "A student's `transformers` configuration, no weights: the table, a tiny student, a folder, or the hub's config"
+    from transformers import AutoConfig
+    key = {k.lower(): k for k in SHAPES}.get(str(name).lower())
+    if key is not None: return AutoConfig.for_model(**SHAPES[key])
+    if name in TINY: return _tiny_configs(tiny_tokenizer())[name]
+    if name in ALIASES: return AutoConfig.for_model(**SHAPES['smollm2-135m'])
+    try: return AutoConfig.from_pretrained(str(Path(name).expanduser()) if Path(name).expanduser().is_dir() else name)
+    except (OSError, ValueError) as e:
+        raise StudentUnavailable(f'the shape of {name!r}: {_hub_hint(name, e)}') from None
+
+
+# %% ../../nbs/students/40_models.ipynb #a89be109
+@functools.lru_cache(maxsize=32)
+def _meta_model(name:str):
+    "The student's architecture on PyTorch's meta device: shapes without memory, so counting a 7B costs a second"
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    cfg = student_config(name)
+    cls = AutoModelForSeq2SeqLM if getattr(cfg, 'is_encoder_decoder', False) else AutoModelForCausalLM
+    with torch.device('meta'): return cls.from_config(cfg)
+
+def param_counts(name:str, lora_r:int|None=None, targets=None)->dict:
+    "`{params, trainable}` of student `name`; with `lora_r`, trainable = the adapter's r*(in+out) per adapted module"
+    m = _meta_model(name)
+    total = sum(p.numel() for p in m.parameters())
+    if not lora_r: return dict(params=total, trainable=total)
+    # 'all-linear' (a string) adapts every linear layer but the output head, as PEFT does
+    want = set() if isinstance(targets, str) else set(targets or LORA_TARGETS.get(m.config.model_type, []))
+    lin = [(n, x) for n, x in m.named_modules()
+           if type(x).__name__ in ('Linear', 'Conv1D') and not n.endswith('lm_head')]
+    lin = [x for n, x in lin if n.rsplit('.', 1)[-1] in want] or [x for _, x in lin]  # else all-linear, as PEFT does
+    shape = lambda x: x.weight.shape  # (out, in) for Linear, (in, out) for GPT-2's Conv1D: the sum is the same
+    return dict(params=total, trainable=sum(lora_r * sum(shape(x)) for x in lin))
+
+
+# %% ../../nbs/students/40_models.ipynb #00954b08
+@dataclass
+class MemoryOptions:
+    "How a student trains, as far as its memory goes"
+    precision:str|None=None      # 'fp32', 'bf16' or 'fp16' (None: counted as fp32, the larger)
+    lora:bool=False              # only an adapter trains
+    lora_r:int=16                # its rank
+    lora_targets:list|None=None  # its modules (default: the family's `LORA_TARGETS`)
+    gradient_checkpointing:bool=False # keep each layer's input only, recompute the rest in the backward pass
+    per_device_batch:int=8       # examples per process per step
+    seq_len:int=512              # tokens per example (encoder-decoders: on each side)
+
+GiB = 2**30
+
+def _activations(cfg, o:MemoryOptions)->float:
+    "Bytes of activations: Korthikanti et al. (2022) per layer, plus the logits"
+    s, b, h, a = o.seq_len, o.per_device_batch, cfg.hidden_size, cfg.num_attention_heads
+    width = 4 if o.precision in (None, 'fp32') else 2  # bytes per activation value
+    layers = cfg.num_hidden_layers + (getattr(cfg, 'num_decoder_layers', None) or cfg.num_hidden_layers
+                                      if getattr(cfg, 'is_encoder_decoder', False) else 0)
+    full = s * b * h * (34 + 5 * a * s / h) * width / 2  # one layer's stored activations (the paper counts 16-bit)
+    kept = layers * s * b * h * width + full if o.gradient_checkpointing else layers * full
+    return kept + 8 * s * b * cfg.vocab_size  # fp32 logits and their gradient
+
+def train_memory(student:str, opts:MemoryOptions|None=None, **kw)->dict:
+    "GiB one training process holds: weights, gradients, AdamW state, activations (no CUDA context, no fragmentation)"
+    o = replace(opts or MemoryOptions(), **kw)
+    if o.precision not in (None, 'fp32', 'bf16', 'fp16'):
+        raise UserError(f"precision {o.precision!r}: expected 'fp32', 'bf16' or 'fp16'")
+    n = param_counts(student, o.lora_r if o.lora else None, o.lora_targets)
+    frozen = (n['params'] - n['trainable'] if o.lora else 0) * (4 if o.precision in (None, 'fp32') else 2)
+    out = dict(weights=frozen + 4 * n['trainable'], gradients=4 * n['trainable'], optimizer=8 * n['trainable'],
+               activations=_activations(_meta_model(student).config, o))
+    out = {k: round(v / GiB, 2) for k, v in out.items()}
+    return dict(out, total=round(sum(out.values()), 2), params=n['params'], trainable=n['trainable'])
+
