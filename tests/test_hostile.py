@@ -200,7 +200,10 @@ BAD = dict(  # for every Config parameter, values that must be refused (dataset 
     batch_size=KNOB1, max_new=[0, -5, 2.5, 'x'], baselines=['vanilla', ['x'], 5, None],
     mistakes=[5, '', [1]], seed=[-1, 1.5, 'x', True, None], out=[5, '', [1]],
     split_rule=['random', 5, None], lora=['yes', 1, None], lora_r=WHOLE1, lora_alpha=WHOLE1,
-    round_learning_rate=[0, -1, 1, 'fast', NAN, INF])
+    round_learning_rate=[0, -1, 1, 'fast', NAN, INF],
+    lora_targets=['', 5, [], ['q_proj', ''], [5]], precision=['fp8', 'BF16', 5, True], gradient_checkpointing=['yes', 1, None],
+    grad_accum=[0, -1, 1.5, 'x', True], per_device_batch=[0, -3, 2.5, 'x'], nproc=[0, -2, 1.5, 'x', None],
+    report_to=['web', 5, None, ''], budget_usd=[-1, 'ten', NAN, True], batch=['yes', 1, None])
 
 
 def test_every_config_parameter_has_bad_values_to_try():

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..core.settings import note_progress
 from .pipeline import (Config, RunResult, BASELINES, run, method_config, flags, step, teacher_stage,
                                    train_round, shots, round_scores, run_dir, uses_committee,
-                                   lora_settings)
+                                   lora_settings, scale_options)
 from ..students.formats import few_shot_prompt
 from ..students.models import load_student
 from ..students.evaluate import evaluate
@@ -65,7 +65,7 @@ def baselines(c:Config, train_exs:list, test:list, out:Path, progress:bool=False
             r = train(c.student, rows, ANSWER_ONLY.get(c.rationale_format, 'ft_token'), store=run_dir(c).parent/'train',
                       recipe=c.schedule, epochs=c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size,
                       eval_examples=test, eval_kw=dict(batch_size=64), seed=c.seed, progress=progress,
-                      lora=lora_settings(c))
+                      lora=lora_settings(c), **scale_options(c))
             res[b] = dict({k: v for k, v in r.summary().items() if k.startswith(('best', 'last'))},
                           train_dir=str(r.out))
             continue

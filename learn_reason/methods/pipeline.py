@@ -13,8 +13,9 @@ from ..core.settings import setting, UserError, locked, check_identity, is_whole
 from ..core.records import read_jsonl
 from ..data.datasets import load, spec, REGISTRY, SOURCES
 from ..data.synthetic import GENERATORS
-from ..teachers.base import Committee
-from ..teachers.stage import stage, get_teacher, describe
+from ..teachers.base import Committee, BudgetExceeded, TeacherError, price, approx_tokens
+from ..teachers.cache import Cache
+from ..teachers.stage import stage, get_teacher, describe, plan, PlanOpts, row_key
 from ..students.formats import get_format, FORMATS, few_shot_prompt, render
 from .recipes import (KNOBS, PAPERS, ORIGINS, TINY_SCHEDULE, PRESETS, FLAGS, ROUND_FLAGS, COMMITTEE_FLAGS,
                                   STEPS, recipe as paper_recipe, paper_of, methods_of, step, pick)
@@ -23,12 +24,14 @@ from ..students.evaluate import evaluate
 from ..students.train import train, RECIPES, TrainOptions
 
 # %% auto #0
-__all__ = ['BASELINES', 'PAPER_MODULES', 'Config', 'ConfigError', 'check_config', 'make_config', 'effective_config',
-           'method_config', 'method_params', 'flags', 'n_rounds', 'param_value', 'config_from_params', 'run_dir',
-           'task', 'uses_committee', 'teacher_for', 'teacher_sampling', 'teacher_stage', 'shots', 'decoding',
-           'round_scores', 'lora_settings', 'RoundTraining', 'round_options', 'train_round', 'Round', 'exam',
-           'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter', 'no_feedback', 'rationale_training_rows',
-           'no_negatives', 'round_', 'RunResult', 'load_steps', 'same_config', 'run']
+__all__ = ['PRECISIONS', 'REPORT_TO', 'BASELINES', 'EXECUTION', 'ADDED', 'SCALE', 'PAPER_MODULES', 'Config', 'ConfigError',
+           'check_config', 'make_config', 'effective_config', 'method_config', 'method_params', 'flags', 'n_rounds',
+           'param_value', 'config_from_params', 'recorded', 'run_identity', 'run_dir', 'task', 'uses_committee',
+           'teacher_for', 'teacher_sampling', 'teacher_stage', 'run_usage', 'stage_least', 'stage_budget', 'shots',
+           'decoding', 'round_scores', 'lora_settings', 'scale_options', 'RoundTraining', 'round_options',
+           'train_round', 'Round', 'exam', 'sit_exam', 'rationale_rows', 'fresh_rationales', 'answer_filter',
+           'no_feedback', 'rationale_training_rows', 'no_negatives', 'round_', 'RunResult', 'load_steps', 'same_config',
+           'run', 'tracker', 'run_scalars', 'track_run']
 
 # %% ../../nbs/methods/51_pipeline.ipynb #34bbf5b4
 @dataclass
@@ -68,6 +71,14 @@ class Config:
     epochs:int|None=None; round_epochs:int=3; learning_rate:float|None=None; batch_size:int|None=None # override it
     round_learning_rate:float|None=None # later rounds' learning rate (default: `learning_rate`)
     lora:bool=False; lora_r:int=16; lora_alpha:int=32 # train a LoRA adapter (rank, alpha) instead of every weight
+    lora_targets:list|str|None=None # the adapter's target modules (default: the student family's own)
+    precision:str|None=None       # 'fp32', 'bf16' or 'fp16' (default: the training stage's; fp32 where unsupported)
+    # memory: recompute activations in the backward pass; `grad_accum` steps of `per_device_batch` rows a process
+    gradient_checkpointing:bool=False; grad_accum:int|None=None; per_device_batch:int|None=None
+    nproc:int=1                   # training processes (the teacher stages, exams and reviews stay in this one)
+    report_to:str='none'          # 'tensorboard', 'wandb' or 'mlflow': training, then the run's config, usage, scores
+    budget_usd:float|None=None    # a hard cap in US dollars over every teacher request of the run
+    batch:bool=False              # send the run's teacher stages through OpenAI's Batch API
     max_new:int|None=None         # new tokens per test output (default: per dataset)
     baselines:list=field(default_factory=list) # any of `BASELINES`
     # 'mapd' (or a folder of MAPD's files): round 1 takes MAPD's recorded mistakes instead of an exam
@@ -84,8 +95,9 @@ def _check(ok:bool, name:str, want:str, got):
 
 _WHOLE = dict(diverse=1, exam_samples=1, lora_r=1, lora_alpha=1, epochs=1, round_epochs=1,
               batch_size=1, seed=0, eval_samples=1,
-              rationale_max_tokens=1)                                                     # name: least value
-_MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1) # the same, or None
+              rationale_max_tokens=1, nproc=1)                                            # name: least value
+_MAYBE_WHOLE = dict(train_limit=1, test_limit=1, rounds=0, max_new=1, teacher_max_tokens=1, # the same, or None
+                    grad_accum=1, per_device_batch=1)
 _P = (lambda v: 0 < v <= 1, 'a number above 0, at most 1')
 _RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at most 2'), exam_top_p=_P, eval_top_p=_P,
                eval_temperature=(lambda v: 0 <= v <= 2, 'a number from 0 (greedy) to 2'),
@@ -95,7 +107,9 @@ _RANGES = dict(exam_temperature=(lambda v: 0 < v <= 2, 'a number above 0, at mos
                reflection_weight=(lambda v: 0 <= v <= 10, 'a number from 0 to 10'),
                reflection_margin=(lambda v: 0 <= v <= 2, 'a number from 0 to 2 (cosine distances differ by at most 2)'),
                learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1'))
-_MAYBE_RANGES = dict(round_learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1 (or None)'))
+_MAYBE_RANGES = dict(round_learning_rate=(lambda v: 0 < v < 1, 'a number above 0, below 1 (or None)'),
+                     budget_usd=(lambda v: v >= 0, 'dollars >= 0 (or None: no cap)'))
+PRECISIONS, REPORT_TO = ('fp32', 'bf16', 'fp16'), ('none', 'tensorboard', 'wandb', 'mlflow')
 _TEXT = ('teacher', 'student', 'source', 'mistakes', 'out')  # text, or None for the default
 
 # %% ../../nbs/methods/51_pipeline.ipynb #f34ba5e3
@@ -106,6 +120,18 @@ def _check_data(c:Config):
     _check(isinstance(c.data, dict) and (keys is None or all(k in keys for k in c.data)), 'data',
            f'a mapping of {", ".join(keys or [])}', c.data)
     for k, v in c.data.items(): _check(is_whole(v, 1), f'data.{k}', 'a whole number >= 1', v)
+
+def _check_scale(c:Config):
+    "The adapter's targets, precision, memory, tracking and Batch API knobs (the counts and budget are checked above)"
+    v = c.lora_targets
+    _check(v is None or isinstance(v, str) and v.strip() or isinstance(v, (list, tuple)) and len(v) > 0
+           and all(isinstance(x, str) and x.strip() for x in v), 'lora_targets',
+           "a module name or a list of them (or None: the student family's own)", v)
+    _check(c.precision is None or c.precision in PRECISIONS, 'precision', "'fp32', 'bf16' or 'fp16' (or None)",
+           c.precision)
+    for n in ('gradient_checkpointing', 'batch'):
+        _check(isinstance(getattr(c, n), bool), n, 'True or False', getattr(c, n))
+    _check(c.report_to in REPORT_TO, 'report_to', f'one of {", ".join(REPORT_TO)}', c.report_to)
 
 def _resolve(c:Config):
     "Fill every knob left None from the run's recipe, and the schedule's epochs, learning rate and batch size"
@@ -165,7 +191,7 @@ def check_config(c:Config)->Config:
            f'one of {", ".join(RECIPES)}', c.schedule)
     _check(isinstance(c.baselines, (list, tuple)) and all(b in BASELINES for b in c.baselines), 'baselines',
            f'a list of {", ".join(BASELINES)}', c.baselines)
-    _check_data(c)
+    _check_data(c); _check_scale(c)
     return c
 
 # %% ../../nbs/methods/51_pipeline.ipynb #0ed911f9
@@ -225,6 +251,20 @@ def config_from_params(params:list)->Config:
                             'methods=learn_to_reason rounds=2)')
     return make_config(**{k.replace('-', '_'): param_value(v) for k, v in (p.split('=', 1) for p in params)})
 
+# %% ../../nbs/methods/51_pipeline.ipynb #e5a1f2b6
+# how a run goes, not what it computes: never part of a run's identity
+EXECUTION = ('nproc', 'report_to', 'budget_usd', 'batch', 'gradient_checkpointing', 'grad_accum', 'per_device_batch')
+ADDED = EXECUTION + ('lora_targets', 'precision')  # added after runs were first named: recorded only when set
+
+def recorded(c:Config)->dict:
+    "`c` as its folder records it (`config.json`, `results.json`): a knob of `ADDED` only where it is not its default"
+    defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.name in ADDED}
+    return {k: v for k, v in asdict(c).items() if k not in ADDED or v != defaults[k]}
+
+def run_identity(d:dict)->dict:
+    "A recorded configuration without its `EXECUTION` knobs: what names its folder, and what a resumed run must match"
+    return {k: v for k, v in d.items() if k not in EXECUTION}
+
 # %% ../../nbs/methods/51_pipeline.ipynb #1b584352
 def _hash(d)->str:
     import hashlib
@@ -239,7 +279,7 @@ def _identity(c:Config)->dict:
 def run_dir(c:Config)->Path:
     "The run's folder: `out`, else one named by the configuration and what its defaults stand for"
     if c.out: return Path(c.out)
-    h = _hash(dict(asdict(c), resolved=_identity(c)))
+    h = _hash(dict(run_identity(recorded(c)), resolved=_identity(c)))
     return Path(setting('runs_dir'))/'method'/f'{spec(c.dataset).name}-{"+".join(c.methods)}-{h}'
 
 def task(c:Config)->tuple:
@@ -274,11 +314,61 @@ def teacher_sampling(c:Config)->dict:
 def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False, progress:bool=False,
                   split:str='train', **kw)->list:
     "Run teacher stage `prompt` over `exs` (the committee's with `committee`) to its end: its rows, in a fixed order"
-    res = stage(teacher_for(c, exs, committee), c.dataset, split, prompt, examples=exs, out=out, progress=progress,
-                **teacher_sampling(c), **kw)
-    if res.stopped or not res.complete:
+    t, a = teacher_for(c, exs, committee), dict(examples=exs, out=out, progress=progress, **teacher_sampling(c), **kw)
+    budget = None if c.budget_usd is None else stage_budget(c, t, prompt, split, a)
+    res = stage(t, c.dataset, split, prompt, budget=budget, batch=c.batch, **a)
+    if res.stopped:
+        raise BudgetExceeded(f'{res.out}: stopped at the budget ({res.summary()}): budget_usd=${c.budget_usd:.4f} is '
+                             'spent; the rows so far are kept: raise budget_usd and run again to finish')
+    if not res.complete:
         raise UserError(f'{res.out}: teacher stage unfinished ({res.summary()}); run again to finish it')
     return _ordered(read_jsonl(out), exs)
+
+# %% ../../nbs/methods/51_pipeline.ipynb #ffc907b5
+def _ledger_rows(p:Path)->list:
+    "The per-model rows of every run in a stage's ledger (a line cut short by a kill is skipped)"
+    out = []
+    for line in p.read_text().splitlines():
+        try: out += [r for r in json.loads(line).get('ledger', {}).values() if isinstance(r, dict)]
+        except (ValueError, AttributeError): continue
+    return out
+
+def run_usage(out:Path)->dict:
+    "What the teacher stages under run folder `out` used, from their ledgers: requests, cache hits, tokens and dollars"
+    tot = dict(requests=0, cached=0, prompt_tokens=0, completion_tokens=0, usd=0.0)
+    for p in sorted(Path(out).rglob('*.ledger.jsonl')):
+        for r in _ledger_rows(p):
+            for k in tot: tot[k] += r.get(k) or 0
+    return tot
+
+_PLAN = {f.name for f in dataclasses.fields(PlanOpts)}
+
+def stage_least(t, c:Config, prompt:str, split:str, a:dict)->float:
+    "The least a teacher stage can cost: each request still to send at its prompt's input price, with empty answers"
+    done = {row_key(r) for r in read_jsonl(a['out'])} if Path(a['out']).is_file() else set()
+    ask, cache, usd = PlanOpts(**{k: v for k, v in a.items() if k in _PLAN}), Cache(), 0.0
+    for m in (list(t) if isinstance(t, Committee) else [t]):
+        for row, r in plan(m, a['examples'], spec(c.dataset).name, split, prompt, ask):
+            if row_key(row) in done or cache.get(r.key()) is not None: continue
+            if (p := price(r.model)) is None:
+                raise TeacherError(f'budget_usd: no price for model {r.model!r}: add `{r.model} = IN OUT` (USD per '
+                                   'million tokens) to [prices] in settings.ini, or run without a budget')
+            usd += approx_tokens(r.text) * p[0] / 1e6
+    return usd
+
+# %% ../../nbs/methods/51_pipeline.ipynb #540ab627
+def stage_budget(c:Config, t, prompt:str, split:str, a:dict)->float:
+    "What is left of `budget_usd` for a teacher stage; refuses one whose least cost exceeds it, sending nothing"
+    spent = run_usage(run_dir(c))['usd']
+    left, least = c.budget_usd - spent, stage_least(t, c, prompt, split, a)
+    if least > left + 1e-12:
+        est = stage(t, c.dataset, split, prompt, dry_run=True, **a).estimate
+        worst = 'unknown' if est['usd_bound'] is None else f"${est['usd_bound']:.4f}"
+        raise BudgetExceeded(
+            f"budget_usd: the {prompt} stage ({a['out']}) costs at least ${least:.4f} (its prompts alone) and at most "
+            f"{worst} ({est['requests']} requests); budget_usd=${c.budget_usd:.4f} with ${spent:.4f} spent leaves "
+            f"${max(left, 0):.4f}: nothing was sent; raise budget_usd and run again")
+    return max(left, 0.0)
 
 # %% ../../nbs/methods/51_pipeline.ipynb #46d3e833
 def shots(c:Config, exs:list)->str:
@@ -302,8 +392,16 @@ def round_scores(res)->dict:
 
 # %% ../../nbs/methods/51_pipeline.ipynb #bccd380d
 def lora_settings(c:Config)->dict|bool:
-    "The training stage's `lora`: the adapter's rank and alpha, or False for full fine-tuning"
-    return dict(r=c.lora_r, alpha=c.lora_alpha) if c.lora else False
+    "The training stage's `lora`: the adapter's rank, alpha and (where set) target modules, or False for full tuning"
+    if not c.lora: return False
+    return dict(r=c.lora_r, alpha=c.lora_alpha, **({} if c.lora_targets is None else dict(targets=c.lora_targets)))
+
+SCALE = ('precision', 'gradient_checkpointing', 'grad_accum', 'per_device_batch', 'report_to', 'nproc')
+
+def scale_options(c:Config)->dict:
+    "The training stage's precision, memory, processes and tracker where they are not their defaults"
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    return {k: getattr(c, k) for k in SCALE if getattr(c, k) != defaults[k]}
 
 @dataclass
 class RoundTraining:
@@ -326,7 +424,8 @@ def round_options(c:Config, test:list, o:RoundTraining)->TrainOptions:
                         prompt_weight=pw, negatives=o.negatives, cl_ratio=c.reflection_weight,
                         margin=c.reflection_margin, reflection_repr=c.reflection_repr, feedback_alpha=o.alpha,
                         feedback_format=c.feedback_format, eval_examples=test,
-                        eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), progress=o.progress)
+                        eval_kw=dict(max_new=c.max_new, batch_size=64, **decoding(c)), progress=o.progress,
+                        **scale_options(c))
 
 def train_round(c:Config, rows:list, test:list,
                 opts:RoundTraining|None=None, # where the round starts, its negatives, alpha, schedule (default: none)
@@ -445,13 +544,13 @@ def load_steps():
 
 # %% ../../nbs/methods/51_pipeline.ipynb #c14ab565
 def _save(out:Path, c:Config, rounds:list, base:dict):
-    (out/'results.json').write_text(json.dumps(dict(config=asdict(c), rounds=rounds, baselines=base), indent=1,
+    (out/'results.json').write_text(json.dumps(dict(config=recorded(c), rounds=rounds, baselines=base), indent=1,
                                                default=str))
 
 def same_config(old:dict, new:dict)->bool:
     "Is `old` (a run folder's config.json) `new`? A parameter added since `old` was written must keep its default"
     where = lambda d: dict(d, out=str(Path(d['out']).resolve())) if d.get('out') else d  # one folder, however spelt
-    old, new = where(old), where(new)
+    old, new = run_identity(where(old)), run_identity(where(new))  # a budget or processes changed: the same run
     defaults = {f.name: f.default for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
     return all(old[k] == v if k in old else k in defaults and json.loads(json.dumps(defaults[k])) == v
                for k, v in new.items()) \
@@ -463,15 +562,18 @@ def run(c:Config|None=None, progress:bool=False, **params)->RunResult:
     c = check_config(c) if c else make_config(**params)
     for f in flags(c):
         if ('check', f) in STEPS: STEPS[('check', f)](c)
+    if c.report_to != 'none': tracker(c.report_to)  # what it needs is installed, before anything runs
     out = run_dir(c); out.mkdir(parents=True, exist_ok=True)
     with locked(out):  # one writer: a second process with this configuration waits, then finds every stage done
-        cfg = json.loads(json.dumps(asdict(c), default=str))
+        cfg = json.loads(json.dumps(recorded(c), default=str))
         if (out/'config.json').is_file() and not same_config(json.loads((out/'config.json').read_text()), cfg):
             raise ConfigError(f'{out} holds a run with another configuration; give this one another out (or delete '
                               'that folder)')
         check_identity(out, _identity(c), 'method run')
         (out/'config.json').write_text(json.dumps(cfg, indent=1))
-        return _run(c, out, progress)
+        res = _run(c, out, progress)
+        track_run(c, out, res)
+        return res
 
 def _run(c:Config, out:Path, progress:bool)->RunResult:
     if c.mistakes:  # recorded mistakes: no round 0, and no test question that is also a recorded one
@@ -493,3 +595,41 @@ def _run(c:Config, out:Path, progress:bool)->RunResult:
     base = pick('baselines', flags(c))(c, tr, te, out/'baselines', progress)
     _save(out, c, rounds, base)
     return RunResult(out, asdict(c), rounds, base)
+
+# %% ../../nbs/methods/51_pipeline.ipynb #e6eaa95e
+def tracker(name:str):
+    "The module behind tracker `name` (`REPORT_TO`), or a `UserError` that says what to install"
+    mod, pkg = dict(tensorboard=('torch.utils.tensorboard', 'tensorboard')).get(name, (name, name))
+    try: return importlib.import_module(mod)
+    except ImportError: raise UserError(f'report_to={name!r} needs {pkg}: pip install {pkg}') from None
+
+def run_scalars(r:RunResult, usage:dict)->list:
+    "`(tag, value, step)` of a finished run: each round's and the final round's test accuracy, and the teacher's usage"
+    out = [(f'accuracy/{k}', x[k], x['round']) for x in r.rounds for k in ('best_strict', 'last_strict')
+           if x.get(k) is not None]
+    last = next((x for x in reversed(r.rounds) if x.get('last_strict') is not None), {})
+    return out + [(f'final/{k}', last[k], 0) for k in ('best_strict', 'last_strict') if k in last] \
+        + [(f'teacher/{k}', v, 0) for k, v in usage.items()]
+
+def _send(name:str, out:Path, cfg:str, scalars:list):
+    "Hand a run's configuration (JSON) and scalars to tracker `name`"
+    m = tracker(name)
+    if name == 'tensorboard':
+        with m.SummaryWriter(str(out/'tracking')) as w:
+            w.add_text('config', f'```json\n{cfg}\n```')
+            for tag, v, step in scalars: w.add_scalar(tag, v, step)
+    elif name == 'wandb':
+        wb = m.init(project='learn_reason', name=out.name, dir=str(out), config=json.loads(cfg))
+        for s in sorted({s for *_, s in scalars}): wb.log({t: v for t, v, k in scalars if k == s}, step=s)
+        wb.finish()
+    else:
+        with m.start_run(run_name=out.name):
+            m.log_dict(json.loads(cfg), 'config.json')
+            for tag, v, step in scalars: m.log_metric(tag, v, step=step)
+
+def track_run(c:Config, out:Path, r:RunResult)->list:
+    "Send a finished run's configuration, teacher usage and scores to `c.report_to` (nothing for 'none'): its scalars"
+    if c.report_to == 'none': return []
+    scalars = run_scalars(r, run_usage(out))
+    _send(c.report_to, Path(out), json.dumps(recorded(c), indent=1, default=str), scalars)
+    return scalars
