@@ -1,13 +1,19 @@
 """Student benchmarks: `make bench` (merged into bench/results.json, printed as a table).
 
-  .venv/bin/python bench/student.py [--prompts 128] [--new-tokens 128] [--batch 64] [--steps 20]
+  .venv/bin/python bench/student.py [--prompts 128] [--new-tokens 128] [--batch 64] [--steps 20] [--repeats 3]
+                                    [--smol-prompts 16] [--smol-new-tokens 48] [--smol-batch 16]
 
 Measured in one run, torch on one thread, each variant in its own process (so its peak memory is its own):
-  1. generation: a tiny student trained for two epochs on coin flips (so its outputs end with EOS, as a real student's
-     do) answers the same prompts through `learn_reason.students.evaluate.generate` (sorted, left-padded batches, KV cache,
-     finished rows dropped) and through one `model.generate` call per prompt; both greedy (the outputs are compared).
-     Goal >= 8x. Also an untrained student on arithmetic prompts, which writes the full `--new-tokens` every time:
-     the speed-up of batched decoding alone.
+  1. generation, greedy, the same prompts four ways: (a) `learn_reason.students.evaluate.generate(..., continuous=True)`
+     (continuous batching: finished rows' slots refilled from the waiting prompts), (b) `generate` as evaluation runs
+     it (sorted, left-padded batches, KV cache, finished rows dropped), (c) `model.generate` on the same batches,
+     (d) one `model.generate` call per prompt; tokens per second are medians of `--repeats` runs (SmolLM2 one at a
+     time: one run), and the outputs are compared. On a tiny student trained for two epochs on coin flips of 2, 4
+     and 6 people, asked about 2 to 7 people (completions of different lengths, ending with EOS as a real student's
+     do), and on SmolLM2-135M-Instruct when it is already in the cache (skipped otherwise): arithmetic problems of 1
+     to 4 steps in the few-shot-CoT format, cut at the next "Q:". Goals: continuous >= 1.5x `model.generate`, >= 8x
+     one at a time. Also an untrained student on arithmetic prompts, which writes the full `--new-tokens` every
+     time: the speed-up of batched decoding alone.
   2. training: the same examples for the same number of steps with length-grouped batches padded to their longest
      (`LengthGroupedSampler` + `Collator`) and with shuffled batches padded to 512 tokens, as the papers' collators do.
      Goal >= 3x real (non-pad) tokens per second. The loss curve: shuffled batches padded to their longest give the
@@ -28,37 +34,80 @@ def _student(path=None):
     return load_student(path or 'tiny-gpt2', seed=0)
 
 def _trained(a)->str:
-    "A tiny student trained for two epochs on coin flips (its outputs end with EOS, as a real student's do)"
+    "A tiny student trained for two epochs on coin flips of 2, 4 and 6 people (its rationales end with EOS, and differ in length)"
     from learn_reason.data.datasets import load
     from learn_reason.students.train import train
-    exs = load('coin_flip', 'train', source='synthetic')
+    exs = [e for k in (2, 4, 6) for e in load('coin_flip', 'train', source='synthetic', n=300, flips=k)[:150]]
     res = train('tiny-gpt2', [dict(id=e.id, question=e.question, answer=e.answer, rationale=e.rationale) for e in exs], 'ft_cot_token',
                 out=Path(a.work)/'coin', epochs=2, learning_rate=2e-3, batch_size=16, progress=False,
                 recipe=dict(weight_decay=0.0, lr_scheduler_type='constant', max_grad_norm=1.0))
     return str(res.final)
 
-def gen_variant(kind:str, a)->dict:
+def _prompts(which:str, a)->tuple:
+    "`(prompts, stop strings, new tokens, batch size)` of a generation variant: completions of different lengths, as in evaluation"
     from learn_reason.data.datasets import load
+    from learn_reason.students.formats import get_format, render
+    if which == 'trained':   # coin flips of 2 to 7 people: rationales of different lengths, each ending with EOS
+        exs = [e for k in range(2, 8) for e in load('coin_flip', 'test', source='synthetic', n=300, flips=k)]
+        return [e.question + ' ###' for e in exs[::max(1, len(exs) // a.prompts)][:a.prompts]], (), a.new_tokens, a.batch
+    if which == 'untrained':  # writes all `--new-tokens` every time: the speed-up of batched decoding alone
+        exs = load('arithmetic', 'test', source='synthetic', n=1000, steps=3, digits=3)[:a.prompts]
+        return [e.question + ' ###' for e in exs], (), a.new_tokens, a.batch
+    # SmolLM2: arithmetic word problems of 1 to 4 steps in the few-shot-CoT format, cut at the next "Q:" or EOS
+    fmt = get_format('fs_cot')
+    exs = [e for k in (1, 2, 3, 4) for e in load('arithmetic', 'test', source='synthetic', n=200, steps=k, digits=2)[:a.smol_prompts // 4]]
+    return [render(fmt, e, False, '', target=False)[0] for e in exs], fmt.stop, a.smol_new_tokens, a.smol_batch
+
+def _hf_batched(s, prompts:list, new:int, batch:int, stop)->list:
+    "`model.generate` on the same sorted, left-padded batches `generate` makes (rows kept until the batch's last ends)"
+    import torch
+    tok, outs = s.tok, [None] * len(prompts)
+    ids = [tok(p)['input_ids'] for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    kw = dict(max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    if stop: kw.update(stop_strings=list(stop), tokenizer=tok)
+    with torch.no_grad():
+        for b in [order[i:i + batch] for i in range(0, len(order), batch)]:
+            L = max(len(ids[i]) for i in b)
+            x = torch.tensor([[tok.pad_token_id] * (L - len(ids[i])) + ids[i] for i in b])
+            m = torch.tensor([[0] * (L - len(ids[i])) + [1] * len(ids[i]) for i in b])
+            for i, g in zip(b, s.model.generate(input_ids=x, attention_mask=m, **kw)[:, L:].tolist()): outs[i] = _text(tok, g, stop)
+    return outs
+
+def _text(tok, g:list, stop)->str:
+    "New ids as `generate` reports them: up to EOS, cut before the first stop string"
+    n = next((j for j, t in enumerate(g) if t == tok.eos_token_id), len(g))
+    text = tok.decode(g[:n], skip_special_tokens=True)
+    return text[:min([text.index(x) for x in stop if x in text], default=len(text))]
+
+def _single(s, prompts:list, new:int, stop)->list:
+    import torch
+    kw = dict(max_new_tokens=new, do_sample=False, pad_token_id=s.tok.pad_token_id, eos_token_id=s.tok.eos_token_id)
+    if stop: kw.update(stop_strings=list(stop), tokenizer=s.tok)
+    outs = []
+    with torch.no_grad():
+        for p in prompts:
+            enc = s.tok(p, return_tensors='pt')
+            outs.append(_text(s.tok, s.model.generate(**enc, **kw)[0, enc['input_ids'].shape[1]:].tolist(), stop))
+    return outs
+
+def gen_variant(kind:str, a)->dict:
+    "One generation variant, timed `--repeats` times (the median reported); tokens: the outputs' tokens, EOS not counted"
+    import statistics
     from learn_reason.students.evaluate import generate
     kind, which = kind.split('-')
-    s = _student(a.model if which == 'trained' else None)
-    name, kw = ('coin_flip', {}) if which == 'trained' else ('arithmetic', dict(steps=3, digits=3))
-    prompts = [e.question + ' ###' for e in load(name, 'test', source='synthetic', n=1000, **kw)[:a.prompts]]
-    t0 = time.perf_counter()
-    if kind == 'batched': outs = [g['text'] for g in generate(s, prompts, a.new_tokens, batch_size=a.batch)]
-    else:
-        import torch
-        outs = []
-        with torch.no_grad():
-            for p in prompts:
-                enc = s.tok(p, return_tensors='pt')
-                g = s.model.generate(**enc, max_new_tokens=a.new_tokens, do_sample=False, pad_token_id=s.tok.pad_token_id,
-                                     eos_token_id=s.tok.eos_token_id)[0, enc['input_ids'].shape[1]:]
-                outs.append(s.tok.decode(g, skip_special_tokens=True))
-    secs = time.perf_counter() - t0
-    toks = sum(len(s.tok(o, add_special_tokens=False)['input_ids']) for o in outs)
-    return dict(kind=kind, prompts=len(prompts), seconds=round(secs, 2), tokens=toks, tokens_per_second=round(toks / secs, 1),
-                peak_mb=round(peak_mb()), outputs=outs)
+    s = _student(a.model if which == 'trained' else 'smollm2-135m' if which == 'smollm2' else None)
+    prompts, stop, new, batch = _prompts(which, a)
+    run = dict(continuous=lambda: [g['text'] for g in generate(s, prompts, new, batch_size=batch, stop=stop, continuous=True)],
+               static=lambda: [g['text'] for g in generate(s, prompts, new, batch_size=batch, stop=stop)],
+               hf=lambda: _hf_batched(s, prompts, new, batch, stop), single=lambda: _single(s, prompts, new, stop))[kind]
+    secs = []
+    for _ in range(a.repeats if which != 'smollm2' or kind != 'single' else 1):
+        t0 = time.perf_counter(); outs = run(); secs.append(time.perf_counter() - t0)
+    secs = statistics.median(secs)
+    lens = [len(s.tok(o, add_special_tokens=False)['input_ids']) for o in outs]
+    return dict(kind=kind, prompts=len(prompts), seconds=round(secs, 2), tokens=sum(lens), tokens_per_second=round(sum(lens) / secs, 1),
+                completion_tokens=dict(min=min(lens), median=statistics.median(lens), max=max(lens)), peak_mb=round(peak_mb()), outputs=outs)
 
 def train_variant(kind:str, a)->dict:
     import torch
@@ -90,6 +139,25 @@ def _agree(xs:list, ys:list)->str:
     "How many outputs two runs share (greedy: all but those a float rounding flips, on an untrained model's flat logits)"
     return f'{sum(x == y for x, y in zip(xs, ys))}/{len(xs)}'
 
+KINDS = ('continuous', 'static', 'hf', 'single')
+LABELS = dict(continuous='continuous batching', static='static batches (our loop)', hf='model.generate, same batches',
+              single='one prompt at a time')
+SMOL_MISSING = 'no converted SmolLM2-135M-Instruct in the cache (`learn-reason student fetch smollm2` makes one)'
+
+def _smollm2()->bool:
+    "Is SmolLM2-135M here already (converted in the cache)? The benchmark never downloads it"
+    from learn_reason.core.settings import setting
+    return (Path(setting('cache_dir')).expanduser()/'models'/'SmolLM2-135M-Instruct'/'config.json').is_file()
+
+def _compare(r:dict)->dict:
+    "The four variants of one model, their outputs compared and their speeds in ratios"
+    outs = {k: v.pop('outputs') for k, v in r.items()}
+    tps = {k: v['tokens_per_second'] for k, v in r.items()}
+    return dict(**r, same_outputs=dict(static=_agree(outs['continuous'], outs['static']), hf=_agree(outs['continuous'], outs['hf']),
+                                       single=_agree(outs['continuous'], outs['single'])),
+                continuous_vs_hf=round(tps['continuous'] / tps['hf'], 2), continuous_vs_single=round(tps['continuous'] / tps['single'], 1),
+                continuous_vs_static=round(tps['continuous'] / tps['static'], 2), static_vs_single=round(tps['static'] / tps['single'], 1))
+
 def sub(what:str, kind:str, a)->dict:
     "Run one variant in its own process"
     args = [sys.executable, __file__, '--variant', f'{what}:{kind}', *sum(([f'--{k.replace("_", "-")}', str(v)] for k, v in vars(a).items()
@@ -103,7 +171,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--prompts', type=int, default=128); ap.add_argument('--new-tokens', type=int, default=128)
     ap.add_argument('--batch', type=int, default=64); ap.add_argument('--steps', type=int, default=20)
-    ap.add_argument('--train-batch', type=int, default=16)
+    ap.add_argument('--train-batch', type=int, default=16); ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--smol-prompts', type=int, default=16); ap.add_argument('--smol-new-tokens', type=int, default=48)
+    ap.add_argument('--smol-batch', type=int, default=16)
     ap.add_argument('--variant'); ap.add_argument('--out', default=str(ROOT/'bench'/'results.json'))
     ap.add_argument('--model', help='(internal) the trained student the generation variants load'); ap.add_argument('--work')
     a = ap.parse_args()
@@ -114,14 +184,16 @@ def main():
     import tempfile
     a.work = a.work or tempfile.mkdtemp()
     a.model = sub('prep', 'train', a)['model']
-    gb, gs = sub('gen', 'batched-trained', a), sub('gen', 'single-trained', a)
-    fb, fsg = sub('gen', 'batched-untrained', a), sub('gen', 'single-untrained', a)
+    gen = dict(trained=_compare({k: sub('gen', f'{k}-trained', a) for k in KINDS}))
+    fb, fsg = sub('gen', 'static-untrained', a), sub('gen', 'single-untrained', a)
     fixed_same = _agree(fb.pop('outputs'), fsg.pop('outputs'))
+    smol = _smollm2()
+    if smol: gen['smollm2'] = _compare({k: sub('gen', f'{k}-smollm2', a) for k in KINDS})
+    else: print(f'SmolLM2-135M skipped: {SMOL_MISSING}', file=sys.stderr)
     tg, tp, tr = sub('train', 'grouped', a), sub('train', 'pad512', a), sub('train', 'shuffled', a)
-    same = _agree(gb.pop('outputs'), gs.pop('outputs'))
     curve = max(abs(x - y) for x, y in zip(tp['losses'], tr['losses']))
     res = dict(machine=dict(cpus=os.cpu_count(), torch_threads=1, python=platform.python_version(), platform=platform.platform()),
-               generation=dict(batched=gb, per_example=gs, same_outputs=same, speedup=round(gb['tokens_per_second'] / gs['tokens_per_second'], 1), goal=8,
+               generation=dict(**gen, goals=dict(continuous_vs_hf_generate=1.5, continuous_vs_one_at_a_time=8),
                                untrained=dict(batched=fb, per_example=fsg, same_outputs=fixed_same,
                                               speedup=round(fb['tokens_per_second'] / fsg['tokens_per_second'], 1))),
                training=dict(grouped_dynamic=tg, shuffled_pad512=tp, shuffled_dynamic=tr,
@@ -134,18 +206,24 @@ def main():
     allres['student'] = res
     out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(allres, indent=1) + '\n')
     g, t = res['generation'], res['training']
-    rows = [('generation, batched (KV cache)', f"{gb['tokens_per_second']:,.0f} tok/s", f"{gb['tokens']} tokens in {gb['seconds']} s, peak {gb['peak_mb']} MB"),
-            ('generation, one prompt at a time', f"{gs['tokens_per_second']:,.0f} tok/s", f"{gs['tokens']} tokens in {gs['seconds']} s, peak {gs['peak_mb']} MB"),
-            ('generation speed-up', f"{g['speedup']}x", f"goal >= 8x; identical outputs: {same}"),
-            ('  untrained student, full length', f"{g['untrained']['speedup']}x",
-             f"{fb['tokens_per_second']:,.0f} vs {fsg['tokens_per_second']:,.0f} tok/s, {fb['tokens']} tokens each; identical outputs: {fixed_same}"),
+    rows = []
+    for m, r in gen.items():
+        for k in KINDS:
+            v = r[k]
+            rows.append((f'generation {m}, {LABELS[k]}', f"{v['tokens_per_second']:,.0f} tok/s",
+                         f"{v['tokens']} tokens in {v['seconds']} s (median), completions {v['completion_tokens']}, peak {v['peak_mb']} MB"))
+        rows += [(f'  continuous vs model.generate', f"{r['continuous_vs_hf']}x", 'goal >= 1.5x'),
+                 (f'  continuous vs one at a time', f"{r['continuous_vs_single']}x", f"goal >= 8x (static: {r['static_vs_single']}x)"),
+                 (f'  continuous vs static loop', f"{r['continuous_vs_static']}x", f"identical greedy texts: {r['same_outputs']}")]
+    rows += [('  untrained student, full length', f"{g['untrained']['speedup']}x",
+              f"static loop vs one at a time, {fb['tokens_per_second']:,.0f} vs {fsg['tokens_per_second']:,.0f} tok/s, {fb['tokens']} tokens each; identical outputs: {fixed_same}"),
             ('training, length-grouped dynamic', f"{tg['tokens_per_second']:,.0f} tok/s", f"{tg['steps']} steps, {tg['real_tokens']} real of {tg['padded_tokens']} tokens, peak {tg['peak_mb']} MB"),
             ('training, padded to 512', f"{tp['tokens_per_second']:,.0f} tok/s", f"{tp['steps']} steps, {tp['real_tokens']} real of {tp['padded_tokens']} tokens, peak {tp['peak_mb']} MB"),
             ('training speed-up', f"{t['speedup']}x", 'goal >= 3x'),
             ('loss: pad-512 vs same batches dynamic', f"{curve:.1e}", 'max |difference| over the curve'),
             ('loss, mean of last 5 steps', f"{t['mean_loss_last5']['grouped']} vs {t['mean_loss_last5']['pad512']}", 'grouped vs padded to 512')]
     w = max(len(r[0]) for r in rows)
-    print(f'student benchmark: tiny-gpt2, torch on 1 thread, {os.cpu_count()} CPUs')
+    print(f'student benchmark: {", ".join(gen)}, torch on 1 thread, {os.cpu_count()} CPUs, medians of {a.repeats} runs')
     for r in rows: print(f'  {r[0]:{w}}  {r[1]:>16}  {r[2]}')
     print(f'written to {out} (key "student")')
 

@@ -16,8 +16,8 @@ from .formats import Format, get_format, render
 from .models import Student
 
 # %% auto #0
-__all__ = ['MAX_NEW_TOKENS', 'Sampling', 'GenOptions', 'decode', 'generate', 'max_new_tokens', 'Evaluation', 'EvalOptions',
-           'evaluate']
+__all__ = ['MAX_NEW_TOKENS', 'Sampling', 'GenOptions', 'decode', 'decode_continuous', 'generate', 'max_new_tokens', 'Evaluation',
+           'EvalOptions', 'evaluate']
 
 # %% ../../nbs/students/42_evaluate.ipynb #18fbd186
 def _chunks(xs:list, n:int): return [xs[i:i + n] for i in range(0, len(xs), n)]
@@ -44,6 +44,32 @@ class GenOptions(Sampling):
     stop:tuple=()     # strings that end a completion (it is cut before them)
     seed:int=0        # sampling seed (one per call: samples depend on how prompts are batched)
     progress:bool=False
+    continuous:bool=False  # continuous batching: a finished row's slot is refilled from the waiting prompts
+    refill:float=0.25      # continuous: the fraction of `batch_size` slots free before waiting prompts are prefilled
+
+# %% ../../nbs/students/42_evaluate.ipynb #6f41490c
+def _prefill(model, rows:list, pad_id:int)->tuple:
+    "Prompts left-padded into one batch and run: last-token logits, attention mask, last positions, the KV cache"
+    import torch
+    from transformers import DynamicCache
+    dev, L = next(model.parameters()).device, max(map(len, rows))
+    ids = torch.tensor([[pad_id] * (L - len(r)) + list(r) for r in rows], device=dev)
+    mask = (torch.arange(L, device=dev)[None] >= torch.tensor([L - len(r) for r in rows], device=dev)[:, None]).long()
+    pos, cache = (mask.cumsum(-1) - 1).clamp(min=0), DynamicCache(config=model.config)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                   logits_to_keep=1).logits[:, -1]
+    return logits, mask, pos[:, -1], cache
+
+def _pick(logits, o:Sampling, warp=None):
+    "The next token of each row: the argmax, or a sample at `o.temperature` within the top-p `warp`"
+    import torch
+    if not o.do_sample: return logits.argmax(-1)
+    lg = logits.float() / o.temperature
+    return torch.multinomial(torch.softmax(warp(None, lg) if warp else lg, -1), 1)[:, 0]
+
+def _warper(o:Sampling):
+    from transformers.generation.logits_process import TopPLogitsWarper
+    return TopPLogitsWarper(o.top_p) if o.do_sample and o.top_p < 1 else None
 
 # %% ../../nbs/students/42_evaluate.ipynb #edfd3367
 def decode(model, # a decoder model
@@ -55,25 +81,14 @@ def decode(model, # a decoder model
           )->list:
     "New token ids for each row: batched, left-padded, KV cache, finished rows dropped from the batch"
     import torch
-    from transformers import DynamicCache
-    from transformers.generation.logits_process import TopPLogitsWarper
-    dev, L = next(model.parameters()).device, max(map(len, rows))
-    ids = torch.tensor([[pad_id] * (L - len(r)) + list(r) for r in rows], device=dev)
-    mask = (torch.arange(L, device=dev)[None] >= torch.tensor([L - len(r) for r in rows], device=dev)[:, None]).long()
-    pos, cache = (mask.cumsum(-1) - 1).clamp(min=0), DynamicCache(config=model.config)
+    dev = next(model.parameters()).device
     out, alive = [[] for _ in rows], torch.arange(len(rows), device=dev)
     o = replace(sampling or Sampling(), **kw)
-    do_sample, temperature, top_p = o.do_sample, o.temperature, o.top_p
-    warp = TopPLogitsWarper(top_p) if do_sample and top_p < 1 else None
+    warp = _warper(o)
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
-                       logits_to_keep=1).logits[:, -1]
-        last = pos[:, -1]
+        logits, mask, last, cache = _prefill(model, rows, pad_id)
         for step in range(max_new):
-            if do_sample:
-                lg = logits.float() / temperature
-                nxt = torch.multinomial(torch.softmax(warp(None, lg) if warp else lg, -1), 1)[:, 0]
-            else: nxt = logits.argmax(-1)
+            nxt = _pick(logits, o, warp)
             for j, t in zip(alive.tolist(), nxt.tolist()): out[j].append(t)
             keep = nxt != eos_id
             if done is not None and step % 8 == 7:
@@ -86,6 +101,91 @@ def decode(model, # a decoder model
             mask, last = torch.cat([mask, mask.new_ones(len(alive), 1)], 1), last + 1
             logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None],
                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    return out
+
+# %% ../../nbs/students/42_evaluate.ipynb #9182d57d
+@dataclass
+class _Running:
+    "The rows continuous batching is decoding: their indices, next-token logits, attention mask, last positions, cache"
+    rows:list; logits:object; mask:object; last:object; cache:object
+
+def _pad_left(x, n:int, dim:int):
+    "`x` with `n` zeros before it along `dim`"
+    import torch
+    if not n: return x
+    shape = list(x.shape); shape[dim] = n
+    return torch.cat([x.new_zeros(shape), x], dim)
+
+def _merge(a:_Running|None, b:_Running)->_Running:
+    "`a`'s rows then `b`'s as one batch: the shorter side's keys, values and mask padded on the left"
+    import torch
+    if a is None or not a.rows: return b
+    na, nb = a.mask.shape[1], b.mask.shape[1]
+    n = max(na, nb)
+    for la, lb in zip(a.cache.layers, b.cache.layers):
+        la.keys = torch.cat([_pad_left(la.keys, n - na, 2), _pad_left(lb.keys, n - nb, 2)])
+        la.values = torch.cat([_pad_left(la.values, n - na, 2), _pad_left(lb.values, n - nb, 2)])
+    return _Running(a.rows + b.rows, torch.cat([a.logits, b.logits]),
+                    torch.cat([_pad_left(a.mask, n - na, 1), _pad_left(b.mask, n - nb, 1)]),
+                    torch.cat([a.last, b.last]), a.cache)
+
+def _select(r:_Running, keep:list)->_Running:
+    "Only the rows at positions `keep`, the columns that every one of them pads cut off on the left"
+    import torch
+    if not keep: return _Running([], None, None, None, None)
+    k = torch.tensor(keep, dtype=torch.long, device=r.mask.device)
+    r.cache.batch_select_indices(k)
+    mask = r.mask[k]
+    first = int(mask.any(0).long().argmax())  # the first column some row uses
+    if first:
+        for l in r.cache.layers: l.keys, l.values = l.keys[:, :, first:], l.values[:, :, first:]
+    return _Running([r.rows[i] for i in keep], r.logits[k], mask[:, first:], r.last[k], r.cache)
+
+def _step(model, r:_Running, nxt)->_Running:
+    "`r` one token on: each row's `nxt` token run through the model at the position after its last"
+    import torch
+    mask, last = torch.cat([r.mask, r.mask.new_ones(len(r.rows), 1)], 1), r.last + 1
+    logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None], past_key_values=r.cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    return _Running(r.rows, logits, mask, last, r.cache)
+
+def _mergeable(model)->bool:
+    "Does the model's cache hold whole keys and values per layer (no sliding window, no linear-attention state)?"
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+    return all(type(l) is DynamicLayer for l in DynamicCache(config=model.config).layers)
+
+# %% ../../nbs/students/42_evaluate.ipynb #cf1c043e
+def decode_continuous(model, # a decoder model whose cache `_mergeable` accepts
+                      rows:list, # prompt token ids, one list per row (taken in this order)
+                      max_new:int, pad_id:int, eos_id:int,
+                      opts:GenOptions|None=None, # the sampling, `batch_size` (rows decoded at once) and `refill`
+                      done=None, # `done(row index, new ids)`: True ends the row early; checked every 8 new tokens
+                      **kw, # `GenOptions` fields, overriding `opts`
+                     )->list:
+    "New token ids for each row: continuous batching, the slots of finished rows refilled from the waiting prompts"
+    import torch
+    from tqdm.auto import tqdm
+    o = replace(opts or GenOptions(), **kw)
+    warp, slots = _warper(o), o.batch_size
+    group = max(1, int(slots * o.refill))  # free slots that make a refill worth its prefill
+    out, waiting, run = [[] for _ in rows], list(range(len(rows))), None
+    if max_new < 1: return out
+    bar = tqdm(total=len(rows), desc='generate', disable=not o.progress or None, leave=False)
+    with torch.no_grad():
+        while waiting or run and run.rows:
+            free = slots - (len(run.rows) if run else 0)
+            if waiting and free >= min(group, len(waiting)):
+                take, waiting = waiting[:free], waiting[free:]
+                run = _merge(run, _Running(take, *_prefill(model, [rows[i] for i in take], pad_id)))
+            nxt = _pick(run.logits, o, warp)
+            toks = nxt.tolist()
+            for j, t in zip(run.rows, toks): out[j].append(t)
+            keep = [i for i, (j, t) in enumerate(zip(run.rows, toks)) if t != eos_id and len(out[j]) < max_new
+                    and not (done is not None and len(out[j]) % 8 == 0 and done(j, out[j]))]
+            if len(keep) < len(toks): bar.update(len(toks) - len(keep)); run = _select(run, keep); nxt = nxt[keep]
+            if run.rows: run = _step(model, run, nxt)
+    bar.close()
     return out
 
 # %% ../../nbs/students/42_evaluate.ipynb #9c665970
@@ -102,6 +202,14 @@ def _hf_generate(s:Student, rows:list, max_new:int, do_sample:bool, temperature:
     return (gen[:, 1:] if s.seq2seq else gen[:, enc['input_ids'].shape[1]:]).tolist()
 
 # %% ../../nbs/students/42_evaluate.ipynb #4a4cbb6e
+def _fill(out:list, tok, stop, ids:list, batch:list, rows:list, new:list):
+    "`out[i]` for each prompt `i` of `batch`: its new ids `new` cut at the end-of-sequence token and the stop strings"
+    for i, row, g in zip(batch, rows, new):
+        n = next((j + 1 for j, t in enumerate(g) if t == tok.eos_token_id), None)
+        text, stopped = _cut(tok.decode(g[:n] if n else g, skip_special_tokens=True), stop)
+        out[i] = dict(text=text, finish_reason='stop' if n or stopped else 'length', new_tokens=n or len(g),
+                      prompt_tokens=len(row), truncated=len(row) < len(ids[i]))
+
 def generate(s:Student, # the student
              prompts:list, # prompt texts
              max_new_tokens:int=128,
@@ -118,17 +226,18 @@ def generate(s:Student, # the student
     order, out = sorted(range(len(ids)), key=lambda i: -len(ids[i])), [None] * len(ids)
     s.model.eval(); torch.manual_seed(o.seed)
     done = (lambda j, g: _cut(tok.decode(g, skip_special_tokens=True), stop)[1]) if stop else None
+    if o.continuous and not s.seq2seq and _mergeable(s.model):
+        rows = [ids[i][-keep:] if keep else ids[i] for i in order]
+        try: new = decode_continuous(s.model, rows, max_new_tokens, tok.pad_token_id, tok.eos_token_id, o, done)
+        except TypeError: torch.manual_seed(o.seed)  # a forward without these arguments: the batches below
+        else: _fill(out, tok, stop, ids, order, rows, new); return out
     for batch in tqdm(_chunks(order, o.batch_size), desc='generate', disable=not o.progress or None, leave=False):
         rows = [ids[i][-keep:] if keep else ids[i] for i in batch]
         try:
             if s.seq2seq: raise TypeError('encoder-decoder')
             new = decode(s.model, rows, max_new_tokens, tok.pad_token_id, tok.eos_token_id, o, done)
         except TypeError: new = _hf_generate(s, rows, max_new_tokens, o.do_sample, o.temperature, o.top_p, stop)
-        for i, row, g in zip(batch, rows, new):
-            n = next((j + 1 for j, t in enumerate(g) if t == tok.eos_token_id), None)
-            text, stopped = _cut(tok.decode(g[:n] if n else g, skip_special_tokens=True), stop)
-            out[i] = dict(text=text, finish_reason='stop' if n or stopped else 'length', new_tokens=n or len(g),
-                          prompt_tokens=len(row), truncated=len(row) < len(ids[i]))
+        _fill(out, tok, stop, ids, batch, rows, new)
     return out
 
 # %% ../../nbs/students/42_evaluate.ipynb #43f0126d
