@@ -6,43 +6,50 @@ Docs: https://learn-reason.github.io/learn_reason/teachers/local.html.md"""
 
 # %% ../../nbs/teachers/28_local.ipynb #c78c57e1
 from __future__ import annotations
-import asyncio, os, threading
+import asyncio, collections, concurrent.futures, os, queue, threading, time
 from fastcore.basics import patch
 from .base import Teacher, Request, Completion, TeacherError
 
 # %% auto #0
-__all__ = ['LocalTeacher']
+__all__ = ['IDLE_SECONDS', 'LocalTeacher', 'generation_groups']
 
 # %% ../../nbs/teachers/28_local.ipynb #e96f3dd8
 class LocalTeacher(Teacher):
-    "A Hugging Face causal LM as a teacher, run in-process"
+    "A Hugging Face causal LM as a teacher, run in-process; concurrent greedy requests are answered in batches"
     def __init__(self, model:str, # a hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`) or a local folder
                  name:str|None=None, device:str|None=None, # default: cuda if available, else cpu
                  dtype:str|None=None, # default: bfloat16 on a GPU, float32 on a CPU
                  gguf_file:str|None=None, # load a GGUF file from the folder or repository
+                 batch_size:int=16, # the most greedy requests one `generate` call answers (1: one at a time)
+                 batch_wait:float=0.005, # seconds a batch waits for more requests once its first one arrived
                 ):
         self.model, self.name = model, name or f'hf:{model}'
         self.device, self.dtype, self.gguf_file = device, dtype, gguf_file
-        self.concurrency, self.timeout, self.max_retries = 4, 3600.0, 0
-        self._lock, self._tok, self._lm = threading.Lock(), None, None
+        self.batch_size, self.batch_wait = max(1, int(batch_size)), batch_wait
+        # two batches in flight: one generating, the next one filling
+        self.concurrency, self.timeout, self.max_retries = max(4, 2 * self.batch_size), 3600.0, 0
+        self._lock, self._tok, self._lm = threading.RLock(), None, None
+        self._q, self._qlock, self._worker = queue.SimpleQueue(), threading.Lock(), None
+        self.calls = collections.Counter()  # rows in a `generate` call -> how many such calls
 
     def load(self):
         "Load tokenizer and model once (from the local cache only when the hub is offline)"
-        if self._lm is not None: return
-        import torch
-        from transformers import AutoTokenizer, AutoModelForCausalLM
-        dev = self.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if dev == 'cuda' else torch.float32)
-        kw = dict(gguf_file=self.gguf_file) if self.gguf_file else {}
-        try:
-            self._tok = AutoTokenizer.from_pretrained(self.model, **kw)
-            self._lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, **kw).to(dev).eval()
-        except OSError as e:
-            raise TeacherError(
-                f'cannot load {self.model!r}: not a local folder, and not in the Hugging Face cache '
-                f'({"offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "the hub did not provide it"}): '
-                f'{str(e)[:120]}') from None
-        if self._tok.pad_token_id is None: self._tok.pad_token = self._tok.eos_token
+        with self._lock:
+            if self._lm is not None: return
+            import torch
+            from transformers import AutoTokenizer, AutoModelForCausalLM
+            dev = self.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+            dtype = getattr(torch, self.dtype) if self.dtype else (torch.bfloat16 if dev == 'cuda' else torch.float32)
+            kw = dict(gguf_file=self.gguf_file) if self.gguf_file else {}
+            try:
+                self._tok = AutoTokenizer.from_pretrained(self.model, **kw)
+                self._lm = AutoModelForCausalLM.from_pretrained(self.model, dtype=dtype, **kw).to(dev).eval()
+            except OSError as e:
+                raise TeacherError(
+                    f'cannot load {self.model!r}: not a local folder, and not in the Hugging Face cache '
+                    f'({"offline mode" if os.environ.get("HF_HUB_OFFLINE") == "1" else "the hub did not provide it"})'
+                    f': {str(e)[:120]}') from None
+            if self._tok.pad_token_id is None: self._tok.pad_token = self._tok.eos_token
 
 # %% ../../nbs/teachers/28_local.ipynb #37e24b2c
 @patch
@@ -54,7 +61,17 @@ def _inputs(self:LocalTeacher, r:Request):
     return tok(text, return_tensors='pt', add_special_tokens=False)
 
 @patch
+def _finish(self:LocalTeacher, r:Request, new:list, prompt_tokens:int)->Completion:
+    "The completion of `r` from its new token ids `new`: cut at its first stop string, `length` if `max_tokens` cut it"
+    text = self._tok.decode(new, skip_special_tokens=True)
+    ended = len(new) < r.max_tokens or bool(new) and int(new[-1]) == self._tok.eos_token_id
+    for s in r.stop or []:
+        if s in text: text, ended = text[:text.index(s)], True
+    return Completion(text, 'stop' if ended else 'length', prompt_tokens, len(new), self.model)
+
+@patch
 def _generate(self:LocalTeacher, r:Request)->Completion:
+    "Answer `r` alone; a sampled request is seeded by its key, so a sample is the same text each time"
     import torch
     with self._lock:
         self.load()
@@ -64,13 +81,87 @@ def _generate(self:LocalTeacher, r:Request)->Completion:
             kw.update(temperature=r.temperature, top_p=r.top_p or 1.0)
             torch.manual_seed(int(r.key(), 16) % 2**31)
         with torch.no_grad(): out = self._lm.generate(**enc, **kw)
-        new = out[0, enc['input_ids'].shape[1]:]
-        text = self._tok.decode(new, skip_special_tokens=True)
-        ended = len(new) < r.max_tokens or int(new[-1]) == self._tok.eos_token_id
-        for s in r.stop or []:
-            if s in text: text, ended = text[:text.index(s)], True
-        return Completion(text, 'stop' if ended else 'length', int(enc['input_ids'].shape[1]),
-                          int(len(new)), self.model)
+        self.calls[1] += 1
+        n = int(enc['input_ids'].shape[1])
+        return self._finish(r, out[0, n:].tolist(), n)
+
+# %% ../../nbs/teachers/28_local.ipynb #f4813038
+def generation_groups(rs:list)->list:
+    "Indices of requests `rs` per `generate` call: greedy ones by `max_tokens`, each sampled one alone, in order"
+    gs = {}
+    for i, r in enumerate(rs): gs.setdefault(('sample', i) if r.temperature else ('greedy', r.max_tokens), []).append(i)
+    return list(gs.values())
+
+# %% ../../nbs/teachers/28_local.ipynb #855f038a
+def _upto(ids:list, eos:set)->list:
+    "`ids` up to and including its first end-of-sequence token"
+    return next((ids[:i + 1] for i, t in enumerate(ids) if t in eos), ids)
 
 @patch
-async def acomplete(self:LocalTeacher, r:Request)->Completion: return await asyncio.to_thread(self._generate, r)
+def _eos(self:LocalTeacher)->set:
+    "The token ids `generate` ends a row at (the model's generation config)"
+    e = self._lm.generation_config.eos_token_id
+    return set() if e is None else set(e) if isinstance(e, (list, tuple)) else {e}
+
+@patch
+def _generate_batch(self:LocalTeacher, rs:list)->list:
+    "Answer greedy requests `rs` that share `max_tokens` with one left-padded `generate` call"
+    import torch
+    if len(rs) == 1: return [self._generate(rs[0])]
+    with self._lock:
+        self.load()
+        encs = [self._inputs(r) for r in rs]
+        # a tokenizer that also gives token type ids: those go to the model alone, as before batches
+        if any(set(e) - {'input_ids', 'attention_mask'} for e in encs): return [self._generate(r) for r in rs]
+        rows = [e['input_ids'][0].tolist() for e in encs]
+        L, pad, dev = max(map(len, rows)), self._tok.pad_token_id, self._lm.device
+        ids = torch.tensor([[pad] * (L - len(x)) + x for x in rows], device=dev)
+        mask = torch.tensor([[0] * (L - len(x)) + [1] * len(x) for x in rows], device=dev)
+        with torch.no_grad():
+            out = self._lm.generate(input_ids=ids, attention_mask=mask, max_new_tokens=rs[0].max_tokens,
+                                    do_sample=False, pad_token_id=pad)
+        self.calls[len(rs)] += 1
+        eos = self._eos()
+        return [self._finish(r, _upto(g, eos), len(x)) for r, g, x in zip(rs, out[:, L:].tolist(), rows)]
+
+# %% ../../nbs/teachers/28_local.ipynb #99236a5b
+IDLE_SECONDS = 2.0  # the worker thread ends after this long without a request
+
+@patch
+def _submit(self:LocalTeacher, r:Request)->concurrent.futures.Future:
+    "Queue `r` for the worker thread (starting one if none runs) and return the future of its completion"
+    fut = concurrent.futures.Future()
+    with self._qlock:
+        self._q.put((r, fut))
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._serve, name=f'{self.name} batches', daemon=True)
+            self._worker.start()
+    return fut
+
+@patch
+def _take(self:LocalTeacher)->list|None:
+    "The next requests: the first to come and those within `batch_wait`, up to `batch_size`; None when idle"
+    try: items = [self._q.get(timeout=IDLE_SECONDS)]
+    except queue.Empty:
+        with self._qlock:
+            if self._q.empty(): self._worker = None; return None
+        return []
+    end = time.monotonic() + self.batch_wait
+    while len(items) < self.batch_size:
+        try: items.append(self._q.get(timeout=max(0.0, end - time.monotonic())))
+        except queue.Empty: break
+    return [(r, f) for r, f in items if f.set_running_or_notify_cancel()]
+
+@patch
+def _serve(self:LocalTeacher):
+    "The worker thread: answer what `_take` gathers, one `generate` call per group, until idle"
+    while (items := self._take()) is not None:
+        for g in generation_groups([r for r, _ in items]):
+            try: res = self._generate_batch([items[i][0] for i in g])
+            except Exception as e:
+                for i in g: items[i][1].set_exception(e)
+            else:
+                for i, c in zip(g, res): items[i][1].set_result(c)
+
+@patch
+async def acomplete(self:LocalTeacher, r:Request)->Completion: return await asyncio.wrap_future(self._submit(r))
