@@ -15,13 +15,18 @@ from .data.answers import (score_all, accuracy, accuracy_line, read_predictions,
 from .teachers.cache import cache_command
 
 # %% auto #0
-__all__ = ['cmd_config', 'cmd_data_list', 'cmd_data_show', 'cmd_score', 'cmd_demo', 'cmd_teacher_serve', 'cmd_teacher_run',
-           'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch', 'cmd_method', 'cmd_repro',
-           'cmd_doctor', 'cmd_testbed', 'whole', 'number', 'Parser', 'parser', 'failure', 'main']
+__all__ = ['RUN_FLAGS', 'cmd_config', 'cmd_data_list', 'cmd_data_show', 'cmd_score', 'cmd_demo', 'cmd_teacher_serve',
+           'cmd_teacher_run', 'cmd_teacher_cache', 'cmd_student_train', 'cmd_student_eval', 'cmd_student_fetch',
+           'method_flags', 'cmd_method', 'cmd_repro', 'cmd_doctor', 'cmd_testbed', 'whole', 'number', 'Parser',
+           'parser', 'failure', 'main']
 
 # %% ../nbs/99_cli.ipynb #7e85d51f
 def cmd_config(a):
-    "Print every effective setting and where it came from"
+    "Print every effective setting and where it came from; with `--init`, write a settings.ini to edit instead"
+    if a.init:
+        from learn_reason.core.settings import init_settings
+        print(f"wrote {init_settings(a.init, force=a.force)}: the package's defaults, commented; edit what you need")
+        return
     Settings().print_table()
 
 # %% ../nbs/99_cli.ipynb #24d67802
@@ -87,7 +92,9 @@ def cmd_student_train(a):
                 data_dir=a.data_dir) if a.eval_dataset else None
     res = train(a.student, D.training_rows(a.rows, a.correct_only), a.format, out=a.out, recipe=a.recipe,
                 epochs=a.epochs, learning_rate=a.lr, batch_size=a.batch_size, eval_examples=ev,
-                eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora, init=a.init, progress=not a.quiet)
+                eval_kw=dict(max_new=a.max_new) if a.max_new else None, lora=a.lora, init=a.init, progress=not a.quiet,
+                precision=a.precision, gradient_checkpointing=a.gradient_checkpointing, grad_accum=a.grad_accum,
+                per_device_batch=a.per_device_batch, nproc=a.nproc or 1, report_to=a.report_to or 'none')
     print(json.dumps(res.summary()))
 
 def cmd_student_eval(a):
@@ -108,10 +115,16 @@ def cmd_student_fetch(a):
     print(smollm2_folder())
 
 # %% ../nbs/99_cli.ipynb #9b383410
+RUN_FLAGS = ('nproc', 'budget_usd', 'batch', 'report_to')  # `learn-reason method` flags that are run parameters
+
+def method_flags(a)->list:
+    "The method command's flags as the NAME=VALUE parameters they stand for (`--nproc 2` is `nproc=2`)"
+    return [f'{k}={getattr(a, k)!r}' for k in RUN_FLAGS if getattr(a, k, None) not in (None, False)]
+
 def cmd_method(a):
     "Run a method configuration given as NAME=VALUE parameters; print each round as a JSON line"
     from learn_reason.methods.pipeline import run, config_from_params, effective_config
-    c = config_from_params(a.params)
+    c = config_from_params(a.params + method_flags(a))
     if a.print_config: print(json.dumps(effective_config(c), indent=1, default=str)); return 0
     r = run(c, progress=not a.quiet)
     for row in r.rounds: print(json.dumps(row, default=str))
@@ -124,7 +137,8 @@ def cmd_repro(a):
     from learn_reason.repro.sweep import sweep, dry_run
     if a.dry_run: dry_run(a.spec, only=a.only, root=a.root, scale=a.scale); return 0
     r = sweep(a.spec, scale=a.scale, only=a.only, executor=a.executor, resume=a.resume, jobs=a.jobs, threads=a.threads,
-              root=a.root, progress=not a.quiet)
+              root=a.root, progress=not a.quiet, launcher=a.launcher, nproc=a.nproc, budget_usd=a.budget_usd,
+              batch=a.batch)
     print(r.summary())
     r.print_failed()
     if r.report: print(f'report: {r.report}')
@@ -195,6 +209,9 @@ def _yes(help:str|None=None)->dict: return dict(action='store_true', help=help)
 _SOURCE = dict(source=dict(choices=list(D.SOURCES)), data_dir=None)  # where the examples come from
 _FIRST_N = dict(type=whole(1), help='only the first N examples')
 _TEACHER = 'teacher spec (default: the teacher setting)'
+_TRACKERS = ['none', 'tensorboard', 'wandb', 'mlflow']
+_SCALE = dict(nproc=dict(type=whole(1), help='training processes (torchrun ranks; teacher stages and exams run once)'),
+              report_to=dict(choices=_TRACKERS, help='experiment tracking for training (default: none)'))
 
 def _kw(v)->dict: return {} if v is None else dict(help=v) if isinstance(v, str) else v
 
@@ -209,7 +226,10 @@ def _command(sub, name:str, func, help:str, args:dict|None=None, **opts)->argpar
 # %% ../nbs/99_cli.ipynb #fe68bb67
 def _data_parser(sub):
     "`learn-reason config|data|score|demo`"
-    _command(sub, 'config', cmd_config, 'print the effective settings')
+    _command(sub, 'config', cmd_config, 'print the effective settings (--init: write a settings.ini to edit)',
+             init=dict(nargs='?', const='settings.ini', metavar='PATH',
+                       help="write a commented copy of the package's defaults to PATH (default: ./settings.ini)"),
+             force=_yes('with --init: overwrite an existing file'))
     d = sub.add_parser('data', help='list and show datasets').add_subparsers(dest='data_cmd', required=True)
     _command(d, 'list', cmd_data_list, 'datasets, sizes and sources available now', data_dir=None,
              no_probe=_yes('do not check the network'))
@@ -265,7 +285,12 @@ def _student_parser(sub):
              out='the stage folder (default: runs/train/<hash>)',
              recipe=dict(default='finetune_cot', choices=list(RECIPES)),
              epochs=dict(type=whole(1)), lr=dict(type=number(0, open_lo=True)), batch_size=dict(type=whole(1)),
-             lora=_yes(), init="continue from this folder (the previous round's final/)",
+             lora=_yes(), init="continue from this folder (the previous round's final/)", **_SCALE,
+             precision=dict(choices=['fp32', 'bf16', 'fp16'], help='default: bf16 on a GPU that has it, else fp32'),
+             gradient_checkpointing=_yes('recompute activations in the backward pass: less memory, more time'),
+             grad_accum=dict(type=whole(1), help="micro-batches per optimiser step (the recipe's batch is kept)"),
+             per_device_batch=dict(type=whole(1),
+                                   help="examples per process per micro-batch (the recipe's batch is kept)"),
              eval_dataset='evaluate after every epoch on this dataset', eval_split=dict(default='test'))
     _command(st, 'eval', cmd_student_eval, 'the evaluation stage: outputs on a split, scored', **common,
              dataset=dict(required=True), split=dict(default='test', choices=_SPLITS),
@@ -282,7 +307,9 @@ def _run_parser(sub):
              dict(params=dict(nargs='*',
                               help='e.g. methods=learn_to_reason dataset=coin_flip source=synthetic rounds=2')),
              print_config=_yes("print the run's effective configuration (its recipe merged with what was given) as "
-                               "JSON; run nothing"), quiet=_yes())
+                               "JSON; run nothing"), quiet=_yes(), **_SCALE,
+             budget_usd=dict(type=number(0), help="a hard cap in US dollars over every teacher request of the run"),
+             batch=_yes("send the run's teacher stages through OpenAI's Batch API"))
     _command(sub, 'testbed', cmd_testbed, "the offline testbed: the papers' claims over seeds, results into --out",
              seeds=dict(default='0,1,2', help='comma-separated seeds'), jobs=dict(type=whole(1), default=2),
              root='where the runs go (default: runs_dir/testbed)',
@@ -297,7 +324,12 @@ def _run_parser(sub):
              jobs=dict(type=whole(1), default=2, help='cells at once (default 2)'),
              threads=dict(type=whole(1), default=1, help='torch threads per cell'),
              scale="one of the spec's scales (e.g. cpu or gpu; default: its first)",
-             root='the sweep folder (default: runs_dir/<sweep name>)', quiet=_yes())
+             root='the sweep folder (default: runs_dir/<sweep name>)', quiet=_yes(),
+             launcher=dict(default='none', choices=['none', 'torchrun'],
+                           help="torchrun: each method cell trains on --nproc ranks (default: the cell's GPUs)"),
+             nproc=dict(type=whole(1), help='training processes per cell with --launcher torchrun'),
+             budget_usd=dict(type=number(0), help='a hard cap in US dollars over the whole sweep'),
+             batch=_yes("send the method cells' teacher stages through OpenAI's Batch API"))
     _command(sub, 'doctor', cmd_doctor, 'find (and with --fix, repair) damaged JSON-lines files and a damaged cache',
              dict(paths=dict(nargs='*', help='files or folders to check (default: runs_dir)')),
              fix=_yes('set damaged lines aside, move a damaged cache aside and rebuild it'),

@@ -57,6 +57,7 @@ class TeacherError(UserError):
 
 class BudgetExceeded(TeacherError):
     "The next request could pass the budget; nothing more is sent"
+    exit_code = 3  # the command line's exit status for a run the budget stopped, as `teacher run` has
 
 def price(model:str)->tuple|None:
     "`(usd per million input tokens, usd per million output tokens)` for `model` from settings, or None"
