@@ -31,8 +31,10 @@ def mixed(t:LocalTeacher)->list:
 
 
 def gather(t:LocalTeacher, rs:list)->list:
+    "Send `rs` at once; in a thread of its own, so a loop another test left running in this one cannot interfere"
+    from concurrent.futures import ThreadPoolExecutor
     async def go(): return await asyncio.gather(*[t.acomplete(r) for r in rs])
-    return asyncio.run(go())
+    with ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, go()).result()
 
 
 def test_batched_greedy_answers_equal_one_at_a_time(folder):
