@@ -15,7 +15,7 @@ from ..data.datasets import load, spec, REGISTRY, SOURCES
 from ..data.synthetic import GENERATORS
 from ..teachers.base import Committee, BudgetExceeded, TeacherError, price, approx_tokens
 from ..teachers.cache import Cache
-from ..teachers.stage import stage, get_teacher, describe, plan, PlanOpts, row_key
+from ..teachers.stage import stage, get_teacher, describe, plan, PlanOpts, row_key, ledger_rows
 from ..students.formats import get_format, FORMATS, few_shot_prompt, render
 from .recipes import (KNOBS, PAPERS, ORIGINS, TINY_SCHEDULE, PRESETS, FLAGS, ROUND_FLAGS, COMMITTEE_FLAGS,
                                   STEPS, recipe as paper_recipe, paper_of, methods_of, step, pick)
@@ -325,19 +325,11 @@ def teacher_stage(c:Config, prompt:str, exs:list, out:Path, committee:bool=False
     return _ordered(read_jsonl(out), exs)
 
 # %% ../../nbs/methods/51_pipeline.ipynb #ffc907b5
-def _ledger_rows(p:Path)->list:
-    "The per-model rows of every run in a stage's ledger (a line cut short by a kill is skipped)"
-    out = []
-    for line in p.read_text().splitlines():
-        try: out += [r for r in json.loads(line).get('ledger', {}).values() if isinstance(r, dict)]
-        except (ValueError, AttributeError): continue
-    return out
-
 def run_usage(out:Path)->dict:
     "What the teacher stages under run folder `out` used, from their ledgers: requests, cache hits, tokens and dollars"
     tot = dict(requests=0, cached=0, prompt_tokens=0, completion_tokens=0, usd=0.0)
     for p in sorted(Path(out).rglob('*.ledger.jsonl')):
-        for r in _ledger_rows(p):
+        for r in ledger_rows(p):
             for k in tot: tot[k] += r.get(k) or 0
     return tot
 

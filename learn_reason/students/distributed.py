@@ -10,7 +10,7 @@ import json, os, pickle, subprocess, sys
 from pathlib import Path
 from fastcore.script import call_parse
 from ..core.settings import UserError
-from .train import train, TrainOptions, TrainResult, read_metrics
+from .train import train, TrainOptions, TrainResult, stage_result
 
 # %% auto #0
 __all__ = ['torchrun_command', 'write_job', 'read_job', 'worker', 'launch']
@@ -62,5 +62,4 @@ def launch(student:str, # a student name or folder: each rank loads its own copy
         raise UserError(f'training on {o.nproc} processes failed (torchrun exit {p.returncode}); the end of {log}:\n'
                         + _tail(log))
     job.unlink()
-    return TrainResult(out, out/'final', state['examples'], state['truncated'], read_metrics(out),
-                       state.get('train_tokens', 0), state.get('seconds', 0.0), state.get('loss', []))
+    return stage_result(out)

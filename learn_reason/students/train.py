@@ -20,7 +20,7 @@ from .evaluate import evaluate
 __all__ = ['REPRS', 'RECIPES', 'PRECISIONS', 'TRACKERS', 'EmptyTrainingSet', 'features', 'LengthGroupedSampler', 'Collator',
            'BatchPlan', 'batch_split', 'SplitSampler', 'StepCollator', 'token_loss', 'token_share', 'last_hidden',
            'triplet_loss', 'pool_hidden', 'hidden_repr', 'resolve_precision', 'trackers', 'read_metrics', 'TrainResult',
-           'TrainOptions', 'batch_plan', 'train']
+           'stage_result', 'TrainOptions', 'batch_plan', 'train']
 
 # %% ../../nbs/students/43_train.ipynb #abc1cca1
 class EmptyTrainingSet(UserError):
@@ -434,6 +434,10 @@ def _tokens(f:dict, seq2seq:bool)->int: return len(f['input_ids']) + (len(f['lab
 def _result(out:Path, d:dict)->TrainResult:
     return TrainResult(out, out/'final', d['examples'], d['truncated'], read_metrics(out), d.get('train_tokens', 0),
                        d.get('seconds', 0.0), d.get('loss', []))
+
+def stage_result(out)->TrainResult:
+    "What the training stage in folder `out` says it produced (its `train.json` and metrics)"
+    return _result(Path(out), json.loads((Path(out)/'train.json').read_text()))
 
 # %% ../../nbs/students/43_train.ipynb #98a6ed41
 @dataclass

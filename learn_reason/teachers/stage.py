@@ -30,7 +30,7 @@ from .batch import abatch
 # %% auto #0
 __all__ = ['SPECS', 'RATES', 'PROMPTS', 'KEY', 'served', 'teacher_sections', 'UnknownTeacher', 'get_teacher', 'describe',
            'row_key', 'input_key', 'PlanOpts', 'plan', 'StageFileError', 'Rows', 'StageResult', 'StageOpts',
-           'default_out', 'astage', 'stage']
+           'default_out', 'ledger_rows', 'astage', 'stage']
 
 # %% ../../nbs/teachers/30_stage.ipynb #f5055d35
 _SERVERS = {}
@@ -389,13 +389,17 @@ def _check_stage(out:Path, rows_out:Rows, plans:dict, dataset:str, split:str, ki
                                     'request (the prompt or its settings changed); give another output, or delete it '
                                     'to start over')
 
+def ledger_rows(p:Path)->list:
+    "The per-model rows of every run in ledger file `p` (none when missing; a line cut short by a kill is skipped)"
+    out = []
+    for line in (Path(p).read_text().splitlines() if Path(p).is_file() else []):
+        try: out += [r for r in json.loads(line).get('ledger', {}).values() if isinstance(r, dict)]
+        except (ValueError, AttributeError): continue
+    return out
+
 def _spent(out:Path)->float:
     "Dollars that earlier runs of this output spent, from its ledger"
-    p, usd = out.with_name(out.name + '.ledger.jsonl'), 0.0
-    for line in (p.read_text().splitlines() if p.is_file() else []):
-        try: usd += sum(r.get('usd') or 0.0 for r in json.loads(line).get('ledger', {}).values())
-        except (ValueError, AttributeError): continue  # a line cut short by a kill
-    return usd
+    return sum(r.get('usd') or 0.0 for r in ledger_rows(out.with_name(out.name + '.ledger.jsonl')))
 
 async def astage(teacher, # a spec, a `Teacher` or a `Committee`
                  dataset:str, split:str='train', prompt:str='zs-cot',
